@@ -1,0 +1,14 @@
+//! Plumbing shared by the connector plugins: retries with backoff, the
+//! transient/permanent error split, secrets that never print, counters, and
+//! duration parsing for configs.
+
+pub mod counters;
+pub mod duration;
+pub mod error_class;
+pub mod retry;
+pub mod secret;
+
+pub use counters::{Counter, Counters, RateLog};
+pub use error_class::{Classify, ErrorClass, classify_http_status, parse_retry_after};
+pub use retry::{RetryError, RetryErrorKind, RetryPolicy, retry};
+pub use secret::{Secret, redact, redact_url_credentials};

@@ -1,0 +1,309 @@
+//! `run`: opens every enabled connector of a directory against one store,
+//! moves data until stopped, closes everything in the runtime's order
+//! (sources, then sinks) and reports per connector.
+
+use crate::connector_file::{ConnectorFile, ConnectorKind, read_dir};
+use crate::faults::Faults;
+use crate::library::{self, SinkApi, SourceApi};
+use crate::plugin_log::log_callback;
+use crate::sink_runner::{self, SinkOptions};
+use crate::source_runner::{self, SourceWorker};
+use crate::state_file::StateFile;
+use crate::stats::{ConnectorReport, ConnectorStats, progress_line};
+use iggy_harness_store::StreamStore;
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub struct PipelineOptions {
+    pub connectors_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// `None` keeps the store in memory.
+    pub data_dir: Option<PathBuf>,
+    pub partitions: u32,
+    pub sink: SinkOptions,
+    pub faults: Faults,
+    pub duration: Option<Duration>,
+    pub exit_when_idle: Option<Duration>,
+    pub progress: bool,
+    pub validate_payloads: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub ok: bool,
+    pub elapsed_secs: f64,
+    pub connectors: Vec<ConnectorReport>,
+}
+
+enum Running {
+    Sink {
+        api: SinkApi,
+        id: u32,
+        threads: Vec<JoinHandle<()>>,
+    },
+    Source {
+        api: SourceApi,
+        id: u32,
+        worker: JoinHandle<()>,
+        stop: Arc<AtomicBool>,
+    },
+}
+
+struct Connector {
+    stats: Arc<ConnectorStats>,
+    running: Option<Running>,
+}
+
+/// Opens a sink; returns its id.
+pub fn open_sink(api: &SinkApi, config_json: &str) -> Result<u32, String> {
+    let id = library::next_plugin_id();
+    // SAFETY: the config buffer outlives the call.
+    let code = unsafe { (api.open)(id, config_json.as_ptr(), config_json.len(), log_callback) };
+    match code {
+        0 => Ok(id),
+        code => Err(format!("iggy_sink_open returned {code}")),
+    }
+}
+
+/// Opens a source with its saved state, if any; returns its id.
+pub fn open_source(
+    api: &SourceApi,
+    config_json: &str,
+    state: Option<&[u8]>,
+) -> Result<u32, String> {
+    let id = library::next_plugin_id();
+    let (state_ptr, state_len) = state.map_or((std::ptr::null(), 0), |s| (s.as_ptr(), s.len()));
+    // SAFETY: the buffers outlive the call.
+    let code = unsafe {
+        (api.open)(
+            id,
+            config_json.as_ptr(),
+            config_json.len(),
+            state_ptr,
+            state_len,
+            log_callback,
+        )
+    };
+    match code {
+        0 => Ok(id),
+        code => Err(format!("iggy_source_open returned {code}")),
+    }
+}
+
+fn start_connector(
+    file: &ConnectorFile,
+    options: &PipelineOptions,
+    store: &StreamStore,
+    stats: &Arc<ConnectorStats>,
+    sink_stop: &Arc<AtomicBool>,
+) -> Result<Running, String> {
+    let path = library::resolve_path(&file.path)?;
+    let library = library::load(&path)?;
+    let config = file.plugin_config_json()?;
+    match file.kind {
+        ConnectorKind::Sink => {
+            let api = library.sink_api()?;
+            let id = open_sink(&api, &config)?;
+            let threads =
+                sink_runner::start(file, &api, id, store, &options.sink, stats, sink_stop)?;
+            Ok(Running::Sink { api, id, threads })
+        }
+        ConnectorKind::Source => {
+            let api = library.source_api()?;
+            let state = StateFile::new(&options.state_dir, &file.key);
+            let saved = state.load()?;
+            let id = open_source(&api, &config, saved.as_deref())?;
+            let mut worker =
+                SourceWorker::new(file, &api, id, store, state, &options.faults, stats)?;
+            worker.validate_payloads = options.validate_payloads;
+            let stop = Arc::new(AtomicBool::new(false));
+            let receiver = source_runner::register(id);
+            let worker = worker
+                .spawn(receiver, Arc::clone(&stop))
+                .map_err(|e| e.to_string())?;
+            let code = source_runner::handle(&api, id);
+            if code != 0 {
+                stop.store(true, Ordering::Relaxed);
+                let _ = worker.join();
+                // SAFETY: plain call with an id.
+                unsafe { (api.close)(id) };
+                return Err(format!(
+                    "iggy_source_handle ({}) returned {code}",
+                    api.protocol.name()
+                ));
+            }
+            eprintln!(
+                "source {} ({}) runs the {} protocol",
+                file.key,
+                file.name,
+                api.protocol.name()
+            );
+            Ok(Running::Source {
+                api,
+                id,
+                worker,
+                stop,
+            })
+        }
+    }
+}
+
+fn stop_connector(key: &str, running: Running, stats: &ConnectorStats) {
+    let close = |close: library::Close, id: u32| {
+        // SAFETY: plain call with an id.
+        let code = unsafe { close(id) };
+        if code != 0 {
+            stats.fail(format!("close returned {code}"));
+        }
+    };
+    match running {
+        Running::Source {
+            api,
+            id,
+            worker,
+            stop,
+        } => {
+            // The worker keeps answering while the plugin's loop winds down.
+            close(api.close, id);
+            stop.store(true, Ordering::Relaxed);
+            if worker.join().is_err() {
+                stats.fail(format!("the worker of source {key} panicked"));
+            }
+            source_runner::unregister(id);
+        }
+        Running::Sink { api, id, threads } => {
+            for thread in threads {
+                if thread.join().is_err() {
+                    stats.fail(format!("a consumer thread of sink {key} panicked"));
+                }
+            }
+            close(api.close, id);
+        }
+    }
+}
+
+pub fn run(options: &PipelineOptions, shutdown: &Arc<AtomicBool>) -> Result<RunReport, String> {
+    let files = read_dir(&options.connectors_dir)?;
+    if files.is_empty() {
+        return Err(format!(
+            "no enabled connectors in {}",
+            options.connectors_dir.display()
+        ));
+    }
+    std::fs::create_dir_all(&options.state_dir).map_err(|e| {
+        format!(
+            "cannot create state directory {}: {e}",
+            options.state_dir.display()
+        )
+    })?;
+    let store = match &options.data_dir {
+        Some(dir) => StreamStore::open(dir).map_err(|e| e.to_string())?,
+        None => StreamStore::in_memory(),
+    };
+    for file in &files {
+        for settings in &file.streams {
+            for topic in settings.topics.iter().chain(settings.topic.iter()) {
+                store
+                    .ensure_topic(&settings.stream, topic, options.partitions)
+                    .map_err(|e| format!("{}: {e}", file.key))?;
+            }
+        }
+    }
+
+    let sink_stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut connectors: Vec<Connector> = Vec::new();
+    // Sinks first, so nothing a source stores waits for a consumer.
+    let mut ordered: Vec<&ConnectorFile> = files.iter().collect();
+    ordered.sort_by_key(|f| f.kind == ConnectorKind::Source);
+    for file in ordered {
+        let kind = if file.kind == ConnectorKind::Sink {
+            "sink"
+        } else {
+            "source"
+        };
+        let stats = Arc::new(ConnectorStats::new(&file.key, kind));
+        let running = match start_connector(file, options, &store, &stats, &sink_stop) {
+            Ok(running) => Some(running),
+            Err(reason) => {
+                eprintln!(
+                    "connector {} ({}) did not start: {reason}",
+                    file.key, file.name
+                );
+                stats.fail(format!("did not start: {reason}"));
+                None
+            }
+        };
+        connectors.push(Connector { stats, running });
+    }
+
+    wait(options, shutdown, &connectors, started);
+
+    for connector in connectors.iter_mut().rev() {
+        if let Some(running) = connector.running.take() {
+            if matches!(running, Running::Sink { .. }) {
+                sink_stop.store(true, Ordering::Relaxed);
+            }
+            stop_connector(&connector.stats.key, running, &connector.stats);
+        }
+    }
+    store.sync().map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    let reports: Vec<ConnectorReport> =
+        connectors.iter().map(|c| c.stats.report(elapsed)).collect();
+    Ok(RunReport {
+        ok: reports.iter().all(|r| r.failure.is_none()),
+        elapsed_secs: elapsed.as_secs_f64(),
+        connectors: reports,
+    })
+}
+
+fn wait(
+    options: &PipelineOptions,
+    shutdown: &AtomicBool,
+    connectors: &[Connector],
+    started: Instant,
+) {
+    let stats: Vec<Arc<ConnectorStats>> = connectors.iter().map(|c| Arc::clone(&c.stats)).collect();
+    let show_progress = options.progress || std::io::stderr().is_terminal();
+    let mut last_total = u64::MAX;
+    let mut last_change = Instant::now();
+    let mut last_progress = Instant::now();
+    while !shutdown.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(25));
+        let now = Instant::now();
+        if options
+            .duration
+            .is_some_and(|limit| started.elapsed() >= limit)
+        {
+            break;
+        }
+        let total: u64 = stats
+            .iter()
+            .map(|s| {
+                s.messages_in.load(Ordering::Relaxed)
+                    + s.messages_out.load(Ordering::Relaxed)
+                    + s.errors.load(Ordering::Relaxed)
+            })
+            .sum();
+        if total != last_total {
+            last_total = total;
+            last_change = now;
+        }
+        if options
+            .exit_when_idle
+            .is_some_and(|idle| now - last_change >= idle)
+        {
+            break;
+        }
+        if show_progress && now - last_progress >= Duration::from_secs(1) {
+            last_progress = now;
+            eprintln!("{}", progress_line(&stats, started.elapsed()));
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! The source side of the ABI: the poll loop behind both runtime generations
+//! and the `source_connector!` macro that exports the symbols.
+//!
+//! v2 (0.5+): one batch in flight; the runtime answers each with Ack or Nack
+//! through `iggy_source_batch_result`, and only then is `on_batch_result`
+//! called and the next `poll` made. v1 (0.4.x) has no answer, so the
+//! callback's return is taken as the batch's end and Ack is applied here.
+
+use crate::boundary::{CatchPanic, borrowed, contain};
+use crate::log::{self, LogCallback};
+use crate::{ConnectorState, ProducedMessages, Source, config, get_runtime};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+/// v2 send callback: non-zero means the runtime did not take the batch.
+pub type SendCallback = extern "C" fn(
+    plugin_id: u32,
+    batch_id: u64,
+    messages_ptr: *const u8,
+    messages_len: usize,
+) -> i32;
+/// v1 send callback of 0.4.x runtimes.
+pub type SendCallbackV1 =
+    extern "C" fn(plugin_id: u32, messages_ptr: *const u8, messages_len: usize);
+pub type HandleCallback = extern "C" fn(plugin_id: u32, callback: SendCallback) -> i32;
+pub type BatchResultCallback = extern "C" fn(plugin_id: u32, batch_id: u64, result: u8) -> i32;
+
+/// The runtime's verdict on the batch in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SourceBatchResult {
+    /// The batch is stored in Iggy and its state persisted: commit the cursor.
+    Ack = 0,
+    /// The batch was not stored: discard the staged cursor so it is polled again.
+    Nack = 1,
+}
+
+impl TryFrom<u8> for SourceBatchResult {
+    type Error = ();
+    fn try_from(value: u8) -> Result<Self, Self::Error> {
+        match value {
+            0 => Ok(Self::Ack),
+            1 => Ok(Self::Nack),
+            _ => Err(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LoopPolicy {
+    /// How long the runtime may take to answer a batch before it counts as Nack.
+    result_timeout: Duration,
+    /// First pause after a Nack or a failed poll, doubled per repeat up to `max_backoff`.
+    backoff: Duration,
+    max_backoff: Duration,
+    /// Pause after a poll that produced nothing, so an idle source cannot spin.
+    idle_pause: Duration,
+}
+
+const POLICY: LoopPolicy = LoopPolicy {
+    result_timeout: Duration::from_secs(30),
+    backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+    idle_pause: Duration::from_millis(5),
+};
+
+impl LoopPolicy {
+    fn backoff_after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(16);
+        self.backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Delivery {
+    V1(SendCallbackV1),
+    V2(SendCallback),
+}
+
+struct PendingBatch {
+    id: u64,
+    result: oneshot::Sender<SourceBatchResult>,
+}
+
+type Pending = Arc<Mutex<Option<PendingBatch>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Takes the pending batch if it is still `batch_id`.
+fn take_pending(pending: &Pending, batch_id: u64) -> Option<PendingBatch> {
+    let mut slot = lock(pending);
+    match slot.as_ref() {
+        Some(batch) if batch.id == batch_id => slot.take(),
+        _ => None,
+    }
+}
+
+enum Lifecycle<T> {
+    Opening,
+    Open(Arc<T>),
+    Running {
+        source: Arc<T>,
+        shutdown: watch::Sender<bool>,
+        task: JoinHandle<()>,
+    },
+}
+
+struct SourceInstance<T> {
+    lifecycle: Mutex<Lifecycle<T>>,
+    pending: Pending,
+}
+
+/// The open source instances of this library, keyed by the runtime's plugin id.
+pub struct SourceRegistry<T> {
+    instances: RwLock<BTreeMap<u32, Arc<SourceInstance<T>>>>,
+}
+
+impl<T> Default for SourceRegistry<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> SourceRegistry<T> {
+    pub const fn new() -> Self {
+        Self {
+            instances: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<Arc<SourceInstance<T>>> {
+        let instances = self
+            .instances
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        instances.get(&id).cloned()
+    }
+
+    fn remove(&self, id: u32) -> Option<Arc<SourceInstance<T>>> {
+        let mut instances = self
+            .instances
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        instances.remove(&id)
+    }
+}
+
+impl<T: Source + 'static> SourceRegistry<T> {
+    /// # Safety
+    /// Non-null pointers must point to their length of readable bytes for the call.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn open<C, F>(
+        &self,
+        id: u32,
+        config_ptr: *const u8,
+        config_len: usize,
+        state_ptr: *const u8,
+        state_len: usize,
+        log_callback: LogCallback,
+        factory: F,
+    ) -> i32
+    where
+        C: DeserializeOwned,
+        F: FnOnce(u32, C, Option<ConnectorState>) -> T,
+    {
+        log::install(log_callback);
+        // SAFETY: forwarded from the caller's contract.
+        let (config_bytes, state_bytes) = unsafe {
+            (
+                borrowed(config_ptr, config_len),
+                borrowed(state_ptr, state_len),
+            )
+        };
+        let state = (!state_ptr.is_null()).then(|| ConnectorState(state_bytes.to_vec()));
+        contain("iggy_source_open", id, || {
+            let instance = Arc::new(SourceInstance {
+                lifecycle: Mutex::new(Lifecycle::Opening),
+                pending: Pending::default(),
+            });
+            {
+                let mut instances = self
+                    .instances
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if instances.contains_key(&id) {
+                    error!(
+                        "source connector {id} is already open; close it before opening it again"
+                    );
+                    return -1;
+                }
+                instances.insert(id, Arc::clone(&instance));
+            }
+            let code = open_instance(id, config_bytes, state, factory, &instance);
+            if code != 0 {
+                self.remove(id);
+            }
+            code
+        })
+    }
+
+    /// Starts the poll loop for a 0.4.x runtime.
+    pub fn handle_v1(&self, id: u32, callback: SendCallbackV1) -> i32 {
+        self.start(id, "iggy_source_handle", Delivery::V1(callback))
+    }
+
+    /// Starts the poll loop for a 0.5+ runtime.
+    pub fn handle_v2(&self, id: u32, callback: SendCallback) -> i32 {
+        self.start(id, "iggy_source_handle_v2", Delivery::V2(callback))
+    }
+
+    fn start(&self, id: u32, entry: &str, delivery: Delivery) -> i32 {
+        contain(entry, id, || {
+            let Some(instance) = self.get(id) else {
+                error!("source connector {id} is not open; {entry} refused");
+                return -1;
+            };
+            let mut lifecycle = lock(&instance.lifecycle);
+            let source = match &*lifecycle {
+                Lifecycle::Open(source) => Arc::clone(source),
+                Lifecycle::Opening => {
+                    error!("source connector {id} is still opening; {entry} refused");
+                    return -1;
+                }
+                Lifecycle::Running { .. } => {
+                    error!("source connector {id} is already running; {entry} refused");
+                    return -1;
+                }
+            };
+            let (shutdown, shutdown_rx) = watch::channel(false);
+            let task = get_runtime().spawn(poll_loop(
+                id,
+                Arc::clone(&source),
+                delivery,
+                Arc::clone(&instance.pending),
+                shutdown_rx,
+            ));
+            *lifecycle = Lifecycle::Running {
+                source,
+                shutdown,
+                task,
+            };
+            0
+        })
+    }
+
+    pub fn batch_result(&self, id: u32, batch_id: u64, result: u8) -> i32 {
+        contain("iggy_source_batch_result", id, || {
+            let Some(instance) = self.get(id) else {
+                error!("source connector {id} is not open; batch result refused");
+                return -1;
+            };
+            let (verdict, valid) = match SourceBatchResult::try_from(result) {
+                Ok(verdict) => (verdict, true),
+                Err(()) => {
+                    error!(
+                        "source connector {id} got result code {result} for batch {batch_id}; treating it as Nack"
+                    );
+                    (SourceBatchResult::Nack, false)
+                }
+            };
+            let Some(batch) = take_pending(&instance.pending, batch_id) else {
+                error!("source connector {id} has no batch {batch_id} awaiting a result");
+                return -1;
+            };
+            // The loop may have just given up on this batch; then it is already Nacked.
+            let _ = batch.result.send(verdict);
+            if valid { 0 } else { -1 }
+        })
+    }
+
+    pub fn close(&self, id: u32) -> i32 {
+        contain("iggy_source_close", id, || {
+            let Some(instance) = self.remove(id) else {
+                error!("source connector {id} is not open; close refused");
+                return -1;
+            };
+            let lifecycle = std::mem::replace(&mut *lock(&instance.lifecycle), Lifecycle::Opening);
+            let source = match lifecycle {
+                Lifecycle::Opening => {
+                    error!("source connector {id} was still opening; close refused");
+                    return -1;
+                }
+                Lifecycle::Open(source) => source,
+                Lifecycle::Running {
+                    source,
+                    shutdown,
+                    task,
+                } => {
+                    info!("stopping source connector {id}");
+                    let _ = shutdown.send(true);
+                    if let Err(error) = get_runtime().block_on(task) {
+                        error!("source connector {id} poll loop ended abnormally: {error}");
+                    }
+                    source
+                }
+            };
+            let Ok(mut source) = Arc::try_unwrap(source) else {
+                error!("source connector {id} is still in use and cannot be closed");
+                return -1;
+            };
+            match get_runtime().block_on(source.close()) {
+                Ok(()) => {
+                    info!("closed source connector {id}");
+                    0
+                }
+                Err(error) => {
+                    error!("source connector {id} failed to close cleanly: {error}");
+                    1
+                }
+            }
+        })
+    }
+}
+
+fn open_instance<T, C, F>(
+    id: u32,
+    config_bytes: &[u8],
+    state: Option<ConnectorState>,
+    factory: F,
+    instance: &SourceInstance<T>,
+) -> i32
+where
+    T: Source,
+    C: DeserializeOwned,
+    F: FnOnce(u32, C, Option<ConnectorState>) -> T,
+{
+    let config = match config::parse::<C>(config_bytes) {
+        Ok(config) => config,
+        Err(reason) => {
+            error!("source connector {id} has an invalid configuration: {reason}");
+            return -1;
+        }
+    };
+    let mut source = factory(id, config, state);
+    if let Err(error) = get_runtime().block_on(source.open()) {
+        error!("source connector {id} failed to open: {error}");
+        return 1;
+    }
+    *lock(&instance.lifecycle) = Lifecycle::Open(Arc::new(source));
+    info!("opened source connector {id}");
+    0
+}
+
+/// Waits `duration` unless shutdown comes first; `false` means stop.
+async fn pause(shutdown: &mut watch::Receiver<bool>, duration: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.changed() => false,
+        _ = tokio::time::sleep(duration) => true,
+    }
+}
+
+/// Tells the connector how its batch ended; `false` means the loop must stop
+/// (the connector could not apply the result, as the `Source` contract says).
+async fn apply_result<T: Source>(id: u32, source: &T, result: SourceBatchResult) -> bool {
+    match CatchPanic(source.on_batch_result(result)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            error!("source connector {id} could not apply {result:?}: {error}; it stops polling");
+            false
+        }
+        Err(panic) => {
+            error!("source connector {id} panicked applying {result:?}: {panic}; it stops polling");
+            false
+        }
+    }
+}
+
+struct Outcome {
+    result: SourceBatchResult,
+    shutting_down: bool,
+}
+
+async fn deliver_v2(
+    id: u32,
+    batch_id: u64,
+    callback: SendCallback,
+    bytes: &[u8],
+    pending: &Pending,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let (sender, mut receiver) = oneshot::channel();
+    *lock(pending) = Some(PendingBatch {
+        id: batch_id,
+        result: sender,
+    });
+    let code = callback(id, batch_id, bytes.as_ptr(), bytes.len());
+    let nack = |shutting_down| Outcome {
+        result: SourceBatchResult::Nack,
+        shutting_down,
+    };
+    if code != 0 {
+        take_pending(pending, batch_id);
+        warn!("runtime did not take batch {batch_id} of source connector {id} (code {code}); Nack");
+        return nack(false);
+    }
+    // When giving up, a result that raced in is still honoured.
+    let give_up =
+        |receiver: &mut oneshot::Receiver<SourceBatchResult>| match take_pending(pending, batch_id)
+        {
+            Some(_) => SourceBatchResult::Nack,
+            None => receiver.try_recv().unwrap_or(SourceBatchResult::Nack),
+        };
+    tokio::select! {
+        biased;
+        result = &mut receiver => Outcome { result: result.unwrap_or(SourceBatchResult::Nack), shutting_down: false },
+        _ = shutdown.changed() => Outcome { result: give_up(&mut receiver), shutting_down: true },
+        _ = tokio::time::sleep(POLICY.result_timeout) => {
+            warn!("no result for batch {batch_id} of source connector {id} within {:?}; Nack", POLICY.result_timeout);
+            Outcome { result: give_up(&mut receiver), shutting_down: false }
+        }
+    }
+}
+
+async fn poll_loop<T: Source>(
+    id: u32,
+    source: Arc<T>,
+    delivery: Delivery,
+    pending: Pending,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut batch_id = 0u64;
+    let mut consecutive_nacks = 0u32;
+    let mut consecutive_poll_failures = 0u32;
+    loop {
+        let polled = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            polled = CatchPanic(source.poll()) => polled,
+        };
+        let batch = match polled {
+            Ok(Ok(batch)) => batch,
+            failed => {
+                consecutive_poll_failures += 1;
+                let delay = POLICY.backoff_after(consecutive_poll_failures);
+                match failed {
+                    Ok(Err(error)) => error!(
+                        "source connector {id} failed to poll: {error}; retrying in {delay:?}"
+                    ),
+                    _ => error!(
+                        "source connector {id} panicked in poll: {}; retrying in {delay:?}",
+                        failed.err().unwrap_or_default()
+                    ),
+                }
+                if !pause(&mut shutdown, delay).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        consecutive_poll_failures = 0;
+        if batch.messages.is_empty() && batch.state.is_none() {
+            // Nothing for the runtime to store or save: the answer would be Ack.
+            if !apply_result(id, &*source, SourceBatchResult::Ack).await
+                || !pause(&mut shutdown, POLICY.idle_pause).await
+            {
+                break;
+            }
+            continue;
+        }
+        batch_id += 1;
+        let outcome = match encode(&batch) {
+            Err(error) => {
+                error!(
+                    "source connector {id} produced batch {batch_id} that cannot be encoded: {error}; Nack"
+                );
+                Outcome {
+                    result: SourceBatchResult::Nack,
+                    shutting_down: false,
+                }
+            }
+            Ok(bytes) => match delivery {
+                Delivery::V1(callback) => {
+                    callback(id, bytes.as_ptr(), bytes.len());
+                    Outcome {
+                        result: SourceBatchResult::Ack,
+                        shutting_down: false,
+                    }
+                }
+                Delivery::V2(callback) => {
+                    deliver_v2(id, batch_id, callback, &bytes, &pending, &mut shutdown).await
+                }
+            },
+        };
+        if !apply_result(id, &*source, outcome.result).await || outcome.shutting_down {
+            break;
+        }
+        if outcome.result == SourceBatchResult::Ack {
+            consecutive_nacks = 0;
+            continue;
+        }
+        consecutive_nacks += 1;
+        let delay = POLICY.backoff_after(consecutive_nacks);
+        if delay == POLICY.max_backoff {
+            error!(
+                "source connector {id}: {consecutive_nacks} batches in a row were not taken; retrying every {delay:?}"
+            );
+        }
+        if !pause(&mut shutdown, delay).await {
+            break;
+        }
+    }
+    info!("source connector {id} stopped polling");
+}
+
+/// Encodes a batch into a buffer sized up front: payloads dominate the size,
+/// so growing by doubling would copy them several times.
+fn encode(batch: &ProducedMessages) -> Result<Vec<u8>, postcard::Error> {
+    let estimate: usize = batch
+        .messages
+        .iter()
+        .map(|m| m.payload.len() + 64 + m.headers.as_ref().map_or(0, |h| h.len() * 48))
+        .sum::<usize>()
+        + batch.state.as_ref().map_or(0, |s| s.0.len())
+        + 16;
+    postcard::to_extend(batch, Vec::with_capacity(estimate))
+}
+
+/// Exports the source symbols of both runtime generations for `$type`,
+/// built with `<$type>::new(id, config, state)`.
+#[macro_export]
+macro_rules! source_connector {
+    ($type:ty) => {
+        static __IGGY_SOURCES: $crate::source::SourceRegistry<$type> =
+            $crate::source::SourceRegistry::new();
+
+        /// # Safety
+        /// Called by the Iggy connectors runtime with valid config and state buffers.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn iggy_source_open(
+            id: u32,
+            config_ptr: *const u8,
+            config_len: usize,
+            state_ptr: *const u8,
+            state_len: usize,
+            log_callback: $crate::LogCallback,
+        ) -> i32 {
+            unsafe {
+                __IGGY_SOURCES.open(
+                    id,
+                    config_ptr,
+                    config_len,
+                    state_ptr,
+                    state_len,
+                    log_callback,
+                    <$type>::new,
+                )
+            }
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn iggy_source_handle(
+            id: u32,
+            callback: $crate::source::SendCallbackV1,
+        ) -> i32 {
+            __IGGY_SOURCES.handle_v1(id, callback)
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn iggy_source_handle_v2(
+            id: u32,
+            callback: $crate::source::SendCallback,
+        ) -> i32 {
+            __IGGY_SOURCES.handle_v2(id, callback)
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn iggy_source_batch_result(id: u32, batch_id: u64, result: u8) -> i32 {
+            __IGGY_SOURCES.batch_result(id, batch_id, result)
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn iggy_source_close(id: u32) -> i32 {
+            __IGGY_SOURCES.close(id)
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn iggy_source_version() -> *const ::std::ffi::c_char {
+            static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+            VERSION.as_ptr().cast()
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let delays: Vec<u64> = (1..=8)
+            .map(|n| POLICY.backoff_after(n).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(POLICY.backoff_after(u32::MAX), POLICY.max_backoff);
+    }
+}
