@@ -118,7 +118,6 @@ struct TopicConsumer {
     stats: Arc<ConnectorStats>,
     shutdown: Arc<AtomicBool>,
     batches_seen: u64,
-    successes: u64,
 }
 
 impl TopicConsumer {
@@ -208,8 +207,7 @@ impl TopicConsumer {
             ConnectorStats::add(&self.stats.batches, 1);
             if code == 0 {
                 ConnectorStats::add(&self.stats.messages_out, batch.count as u64);
-                self.successes += 1;
-                if hits(self.options.faults.redeliver_every, self.successes) && attempt == 1 {
+                if hits(self.options.faults.redeliver_every, self.batches_seen) && attempt == 1 {
                     // As if the harness died between the write and the commit.
                     continue;
                 }
@@ -278,7 +276,6 @@ pub fn start(
                 stats: Arc::clone(stats),
                 shutdown: Arc::clone(shutdown),
                 batches_seen: 0,
-                successes: 0,
             };
             let name = format!("sink-{}-{topic}", file.key);
             let thread = std::thread::Builder::new()

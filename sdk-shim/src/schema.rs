@@ -169,7 +169,10 @@ impl Payload {
 impl Display for Payload {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
-            Payload::Json(value) => write!(f, "Json({value})"),
+            Payload::Json(value) => match simd_json::to_string(value) {
+                Ok(text) => write!(f, "Json({text})"),
+                Err(_) => f.write_str("Json(<unprintable>)"),
+            },
             Payload::Raw(bytes) => write!(f, "Raw({bytes:?})"),
             Payload::Text(text) => write!(f, "Text({text})"),
             Payload::Proto(text) => write!(f, "Proto({text})"),
@@ -204,6 +207,7 @@ mod tests {
         };
         assert_eq!(value.get("a").and_then(|v| v.as_u64()), Some(1));
         assert_eq!(payload.try_to_bytes().unwrap(), br#"{"a":1}"#);
+        assert_eq!(payload.to_string(), r#"Json({"a":1})"#);
         assert_eq!(
             Schema::Json
                 .try_into_payload(b"{oops".to_vec())

@@ -81,12 +81,9 @@ impl TestkitSink {
 }
 
 fn payload_text(payload: &Payload) -> String {
-    match payload {
-        Payload::Json(value) => value.to_string(),
-        Payload::Text(text) | Payload::Proto(text) => text.clone(),
-        Payload::Raw(bytes) | Payload::FlatBuffer(bytes) | Payload::Avro(bytes) => {
-            String::from_utf8_lossy(bytes).into_owned()
-        }
+    match payload.try_to_bytes() {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => format!("<unprintable payload: {error}>"),
     }
 }
 

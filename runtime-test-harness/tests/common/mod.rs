@@ -1,0 +1,170 @@
+//! Shared helpers: the harness binary, the test plugin libraries (built by
+//! `cargo build --workspace`), connector files in temp dirs, and runs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const HARNESS: &str = env!("CARGO_BIN_EXE_iggy-harness");
+
+/// A workspace library built next to the harness binary; fails loudly when absent.
+pub fn plugin(name: &str) -> PathBuf {
+    let dir = Path::new(HARNESS).parent().expect("harness has a directory");
+    let path = dir.join(format!("lib{name}.so"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the test plugins first (`cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+pub fn testkit_sink() -> PathBuf {
+    plugin("iggy_connector_testkit_sink")
+}
+
+pub fn testkit_source() -> PathBuf {
+    plugin("iggy_connector_testkit_source")
+}
+
+pub fn legacy_v1_source() -> PathBuf {
+    plugin("legacy_v1_source")
+}
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn connectors(&self) -> PathBuf {
+        let dir = self.path("connectors");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Writes a sink connector file reading `stream/topic`.
+    pub fn sink(&self, key: &str, library: &Path, topic: &str, plugin_config: &str) {
+        let text = format!(
+            "type = \"sink\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
+             [[streams]]\nstream = \"orders\"\ntopics = [\"{topic}\"]\nschema = \"json\"\nbatch_length = 100\npoll_interval = \"2ms\"\n\n\
+             [plugin_config]\n{plugin_config}\n",
+            library.display()
+        );
+        std::fs::write(self.connectors().join(format!("{key}.toml")), text).unwrap();
+    }
+
+    /// Writes a source connector file producing to `stream/topic`.
+    pub fn source(&self, key: &str, library: &Path, topic: &str, plugin_config: &str) {
+        let text = format!(
+            "type = \"source\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
+             [[streams]]\nstream = \"orders\"\ntopic = \"{topic}\"\nschema = \"json\"\n\n\
+             [plugin_config]\n{plugin_config}\n",
+            library.display()
+        );
+        std::fs::write(self.connectors().join(format!("{key}.toml")), text).unwrap();
+    }
+
+    pub fn harness(&self, args: &[&str]) -> Output {
+        Command::new(HARNESS)
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("harness runs")
+    }
+
+    /// `run` over this workspace's connectors with a disk store; stops when idle.
+    pub fn run(&self, extra: &[&str]) -> (Output, serde_json::Value) {
+        let connectors = self.connectors();
+        let data = self.path("data");
+        let state = self.path("state");
+        let mut args = vec![
+            "--json",
+            "run",
+            "--connectors-dir",
+            connectors.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--exit-when-idle",
+            "700ms",
+            "--duration",
+            "60s",
+        ];
+        args.extend_from_slice(extra);
+        let output = self.harness(&args);
+        let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "run printed no JSON report ({e}); status {}; stderr:\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        (output, report)
+    }
+
+    pub fn produce(&self, topic: &str, count: u64) {
+        let data = self.path("data");
+        let output = self.harness(&[
+            "produce", "--data-dir", data.to_str().unwrap(), "--stream", "orders", "--topic", topic,
+            "--generate", &count.to_string(), "--payload-size", "64",
+        ]);
+        assert!(output.status.success(), "produce failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// The topic's messages as dumped JSON lines.
+    pub fn dump(&self, topic: &str) -> Vec<serde_json::Value> {
+        let data = self.path("data");
+        let output = self.harness(&["dump", "--data-dir", data.to_str().unwrap(), "--stream", "orders", "--topic", topic]);
+        assert!(output.status.success(), "dump failed: {}", String::from_utf8_lossy(&output.stderr));
+        lines(&output.stdout)
+    }
+}
+
+pub fn lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+/// The `seq` of each recorded or dumped message, in order.
+pub fn seqs(messages: &[serde_json::Value], payload_is_text: bool) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|m| {
+            let payload = if payload_is_text {
+                serde_json::from_str::<serde_json::Value>(m["payload"].as_str().expect("text payload")).unwrap()
+            } else {
+                m["payload"].clone()
+            };
+            payload["seq"].as_u64().expect("seq")
+        })
+        .collect()
+}
+
+pub fn connector<'a>(report: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    report["connectors"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["key"] == key))
+        .unwrap_or_else(|| panic!("no connector {key} in {report}"))
+}
+
+pub fn recorded(path: &Path) -> Vec<serde_json::Value> {
+    lines(&std::fs::read(path).unwrap_or_default())
+}
+
+pub fn sorted(mut values: Vec<u64>) -> Vec<u64> {
+    values.sort_unstable();
+    values
+}

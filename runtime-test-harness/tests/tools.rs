@@ -1,0 +1,135 @@
+//! The inspection and checking commands, and moving data in and out of topics.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn inspect_reports_kind_generations_and_version() {
+    let ws = Workspace::new();
+    let source = testkit_source();
+    let legacy = legacy_v1_source();
+    let output = ws.harness(&["--json", "inspect", source.to_str().unwrap(), legacy.to_str().unwrap()]);
+    assert!(output.status.success());
+    let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reports[0]["kind"], "source");
+    assert_eq!(reports[0]["generations"], serde_json::json!(["v1", "v2"]));
+    assert_eq!(reports[0]["version"]["Ok"], "0.1.0");
+    assert_eq!(reports[1]["generations"], serde_json::json!(["v1"]));
+    assert_eq!(reports[1]["missing"], serde_json::json!(["iggy_source_handle_v2", "iggy_source_batch_result"]));
+}
+
+#[test]
+fn conformance_passes_sdk_plugins_and_flags_a_v1_only_library() {
+    let ws = Workspace::new();
+    let libs = [testkit_sink(), testkit_source(), legacy_v1_source()];
+    let mut args = vec!["--json", "conformance"];
+    args.extend(libs.iter().map(|p| p.to_str().unwrap()));
+    let output = ws.harness(&args);
+    assert_eq!(output.status.code(), Some(1), "one library fails");
+    let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for report in &reports.as_array().unwrap()[..2] {
+        assert_eq!(report["ok"], true, "{report}");
+        assert!(report["checks"].as_array().unwrap().len() >= 10);
+    }
+    let failed: Vec<&str> = reports[2]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            "exports every symbol of its kind (sources: v1 and v2)",
+            "config that is not JSON refused",
+            "config of the wrong shape refused",
+        ]
+    );
+}
+
+#[test]
+fn conformance_reports_a_library_that_is_not_a_plugin() {
+    let ws = Workspace::new();
+    let not_plugin = ws.path("libnothing.so");
+    std::fs::write(&not_plugin, b"not an ELF file").unwrap();
+    let output = ws.harness(&["--json", "conformance", not_plugin.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reports[0]["checks"][0]["name"], "loads");
+    assert_eq!(reports[0]["checks"][0]["ok"], false);
+}
+
+#[test]
+fn check_names_the_bad_field_of_a_config() {
+    let ws = Workspace::new();
+    ws.sink("audit", &testkit_sink(), "created", "fail_every = \"often\"");
+    let file = ws.connectors().join("audit.toml");
+    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let errors: Vec<&str> = report["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["level"] == "ERROR")
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert!(errors.iter().any(|e| e.contains("field `fail_every`")), "{errors:?}");
+    assert!(!errors.iter().any(|e| e.contains("often")), "string values are not echoed: {errors:?}");
+}
+
+#[test]
+fn check_opens_and_closes_a_good_connector() {
+    let ws = Workspace::new();
+    ws.source("gen", &testkit_source(), "created", "total = 5");
+    let file = ws.connectors().join("gen.toml");
+    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(output.status.success(), "{report}");
+    assert_eq!((report["open_code"].as_i64(), report["close_code"].as_i64()), (Some(0), Some(0)));
+}
+
+#[test]
+fn produce_and_dump_round_trip_envelopes_with_headers() {
+    let ws = Workspace::new();
+    let input = ws.path("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\":\"42\",\"headers\":{\"region\":\"eu\"},\"payload\":{\"order\":1}}\n\n{\"payload\":\"plain text\"}\n",
+    )
+    .unwrap();
+    let data = ws.path("data");
+    let output = ws.harness(&[
+        "produce", "--data-dir", data.to_str().unwrap(), "--stream", "orders", "--topic", "t",
+        "--envelope", "--file", input.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let dumped = ws.dump("t");
+    assert_eq!(dumped.len(), 2);
+    assert_eq!(dumped[0]["id"], "42");
+    assert_eq!(dumped[0]["headers"]["region"], "string: eu");
+    assert_eq!(dumped[0]["payload"], serde_json::json!({"order": 1}));
+    assert_eq!(dumped[1]["payload"], "plain text");
+    assert_eq!(dumped[1]["offset"], 1);
+}
+
+#[test]
+fn bad_envelopes_and_connector_files_are_explained() {
+    let ws = Workspace::new();
+    let input = ws.path("in.jsonl");
+    std::fs::write(&input, "{\"payload\":1}\n{\"payld\":2}\n").unwrap();
+    let data = ws.path("data");
+    let output = ws.harness(&[
+        "produce", "--data-dir", data.to_str().unwrap(), "--stream", "orders", "--topic", "t",
+        "--envelope", "--file", input.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2"));
+    std::fs::write(ws.connectors().join("bad.toml"), "type = \"sink\"\nkey = \"x\"\n").unwrap();
+    let (output, _) = (ws.harness(&["run", "--connectors-dir", ws.connectors().to_str().unwrap()]), ());
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml") && stderr.contains("missing field"), "{stderr}");
+}
