@@ -7,7 +7,10 @@ use common::*;
 
 fn record_config(ws: &Workspace, name: &str, extra: &str) -> (std::path::PathBuf, String) {
     let record = ws.path(name);
-    (record.clone(), format!("record_path = \"{}\"\n{extra}", record.display()))
+    (
+        record.clone(),
+        format!("record_path = \"{}\"\n{extra}", record.display()),
+    )
 }
 
 #[test]
@@ -19,12 +22,23 @@ fn failed_batches_are_retried_so_every_message_arrives() {
     let (output, report) = ws.run(&[]);
     assert!(output.status.success(), "{report}");
     let got = seqs(&recorded(&record), true);
-    assert_eq!(sorted(got.clone()), (0..2000).collect::<Vec<_>>(), "each message exactly once");
-    assert_eq!(got, (0..2000).collect::<Vec<_>>(), "in order within the partition");
+    assert_eq!(
+        sorted(got.clone()),
+        (0..2000).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
+    assert_eq!(
+        got,
+        (0..2000).collect::<Vec<_>>(),
+        "in order within the partition"
+    );
     let audit = connector(&report, "audit");
     assert_eq!(audit["messages_out"], 2000);
     assert!(audit["retries"].as_u64().unwrap() > 0, "{audit}");
-    assert_eq!(audit["errors"], audit["retries"], "every failure was retried");
+    assert_eq!(
+        audit["errors"], audit["retries"],
+        "every failure was retried"
+    );
 }
 
 #[test]
@@ -52,7 +66,11 @@ fn a_restarted_sink_resumes_after_its_committed_offset() {
     ws.produce("created", 300);
     let (second, report) = ws.run(&[]);
     assert!(second.status.success());
-    assert_eq!(connector(&report, "audit")["messages_out"], 300, "only the new messages");
+    assert_eq!(
+        connector(&report, "audit")["messages_out"],
+        300,
+        "only the new messages"
+    );
     let got = seqs(&recorded(&record), true);
     let mut expected: Vec<u64> = (0..700).collect();
     expected.extend(0..300);
@@ -84,7 +102,10 @@ fn an_undecodable_message_is_reported_with_its_offset_and_the_rest_flows() {
     assert!(output.status.success(), "{report}");
     let got = seqs(&recorded(&record), true);
     let expected: Vec<u64> = (0..300).filter(|seq| *seq != 100).collect();
-    assert_eq!(got, expected, "only the corrupted message of batch 2 is missing");
+    assert_eq!(
+        got, expected,
+        "only the corrupted message of batch 2 is missing"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("do not decode as json") && stderr.contains("(offsets 100;"),
@@ -100,7 +121,10 @@ fn a_panicking_sink_returns_an_error_and_the_batch_is_retried() {
     ws.sink("audit", &testkit_sink(), "created", &config);
     let (output, report) = ws.run(&[]);
     assert!(output.status.success(), "{report}");
-    assert_eq!(sorted(seqs(&recorded(&record), true)), (0..500).collect::<Vec<_>>());
+    assert_eq!(
+        sorted(seqs(&recorded(&record), true)),
+        (0..500).collect::<Vec<_>>()
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("panicked in iggy_sink_consume"));
     assert!(connector(&report, "audit")["errors"].as_u64().unwrap() >= 2);
 }
@@ -113,11 +137,25 @@ fn a_sink_that_panics_in_open_fails_alone() {
     let (record, config) = record_config(&ws, "out.jsonl", "");
     ws.sink("healthy", &testkit_sink(), "created", &config);
     let (output, report) = ws.run(&[]);
-    assert_eq!(output.status.code(), Some(1), "a failed connector fails the run");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed connector fails the run"
+    );
     assert_eq!(report["ok"], false);
     let broken = connector(&report, "broken");
-    assert!(broken["failure"].as_str().unwrap().contains("iggy_sink_open returned -1"), "{broken}");
-    assert_eq!(recorded(&record).len(), 100, "the other instance of the same library still ran");
+    assert!(
+        broken["failure"]
+            .as_str()
+            .unwrap()
+            .contains("iggy_sink_open returned -1"),
+        "{broken}"
+    );
+    assert_eq!(
+        recorded(&record).len(),
+        100,
+        "the other instance of the same library still ran"
+    );
 }
 
 #[test]
@@ -128,6 +166,12 @@ fn a_sink_that_keeps_failing_gives_up_after_max_attempts() {
     let (output, report) = ws.run(&["--max-attempts", "3"]);
     assert_eq!(output.status.code(), Some(1));
     let stuck = connector(&report, "stuck");
-    assert!(stuck["failure"].as_str().unwrap().contains("failed 3 times"), "{stuck}");
+    assert!(
+        stuck["failure"]
+            .as_str()
+            .unwrap()
+            .contains("failed 3 times"),
+        "{stuck}"
+    );
     assert_eq!(stuck["messages_out"], 0);
 }

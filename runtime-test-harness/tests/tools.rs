@@ -9,14 +9,22 @@ fn inspect_reports_kind_generations_and_version() {
     let ws = Workspace::new();
     let source = testkit_source();
     let legacy = legacy_v1_source();
-    let output = ws.harness(&["--json", "inspect", source.to_str().unwrap(), legacy.to_str().unwrap()]);
+    let output = ws.harness(&[
+        "--json",
+        "inspect",
+        source.to_str().unwrap(),
+        legacy.to_str().unwrap(),
+    ]);
     assert!(output.status.success());
     let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(reports[0]["kind"], "source");
     assert_eq!(reports[0]["generations"], serde_json::json!(["v1", "v2"]));
     assert_eq!(reports[0]["version"]["Ok"], "0.1.0");
     assert_eq!(reports[1]["generations"], serde_json::json!(["v1"]));
-    assert_eq!(reports[1]["missing"], serde_json::json!(["iggy_source_handle_v2", "iggy_source_batch_result"]));
+    assert_eq!(
+        reports[1]["missing"],
+        serde_json::json!(["iggy_source_handle_v2", "iggy_source_batch_result"])
+    );
 }
 
 #[test]
@@ -64,7 +72,12 @@ fn conformance_reports_a_library_that_is_not_a_plugin() {
 #[test]
 fn check_names_the_bad_field_of_a_config() {
     let ws = Workspace::new();
-    ws.sink("audit", &testkit_sink(), "created", "fail_every = \"often\"");
+    ws.sink(
+        "audit",
+        &testkit_sink(),
+        "created",
+        "fail_every = \"often\"",
+    );
     let file = ws.connectors().join("audit.toml");
     let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
@@ -76,8 +89,14 @@ fn check_names_the_bad_field_of_a_config() {
         .filter(|l| l["level"] == "ERROR")
         .map(|l| l["message"].as_str().unwrap())
         .collect();
-    assert!(errors.iter().any(|e| e.contains("field `fail_every`")), "{errors:?}");
-    assert!(!errors.iter().any(|e| e.contains("often")), "string values are not echoed: {errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("field `fail_every`")),
+        "{errors:?}"
+    );
+    assert!(
+        !errors.iter().any(|e| e.contains("often")),
+        "string values are not echoed: {errors:?}"
+    );
 }
 
 #[test]
@@ -88,7 +107,10 @@ fn check_opens_and_closes_a_good_connector() {
     let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(output.status.success(), "{report}");
-    assert_eq!((report["open_code"].as_i64(), report["close_code"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(
+        (report["open_code"].as_i64(), report["close_code"].as_i64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -102,10 +124,22 @@ fn produce_and_dump_round_trip_envelopes_with_headers() {
     .unwrap();
     let data = ws.path("data");
     let output = ws.harness(&[
-        "produce", "--data-dir", data.to_str().unwrap(), "--stream", "orders", "--topic", "t",
-        "--envelope", "--file", input.to_str().unwrap(),
+        "produce",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--stream",
+        "orders",
+        "--topic",
+        "t",
+        "--envelope",
+        "--file",
+        input.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let dumped = ws.dump("t");
     assert_eq!(dumped.len(), 2);
     assert_eq!(dumped[0]["id"], "42");
@@ -122,14 +156,32 @@ fn bad_envelopes_and_connector_files_are_explained() {
     std::fs::write(&input, "{\"payload\":1}\n{\"payld\":2}\n").unwrap();
     let data = ws.path("data");
     let output = ws.harness(&[
-        "produce", "--data-dir", data.to_str().unwrap(), "--stream", "orders", "--topic", "t",
-        "--envelope", "--file", input.to_str().unwrap(),
+        "produce",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--stream",
+        "orders",
+        "--topic",
+        "t",
+        "--envelope",
+        "--file",
+        input.to_str().unwrap(),
     ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 2"));
-    std::fs::write(ws.connectors().join("bad.toml"), "type = \"sink\"\nkey = \"x\"\n").unwrap();
-    let (output, _) = (ws.harness(&["run", "--connectors-dir", ws.connectors().to_str().unwrap()]), ());
+    std::fs::write(
+        ws.connectors().join("bad.toml"),
+        "type = \"sink\"\nkey = \"x\"\n",
+    )
+    .unwrap();
+    let (output, _) = (
+        ws.harness(&["run", "--connectors-dir", ws.connectors().to_str().unwrap()]),
+        (),
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad.toml") && stderr.contains("missing field"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("missing field"),
+        "{stderr}"
+    );
 }

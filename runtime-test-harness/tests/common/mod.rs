@@ -10,7 +10,9 @@ pub const HARNESS: &str = env!("CARGO_BIN_EXE_iggy-harness");
 
 /// A workspace library built next to the harness binary; fails loudly when absent.
 pub fn plugin(name: &str) -> PathBuf {
-    let dir = Path::new(HARNESS).parent().expect("harness has a directory");
+    let dir = Path::new(HARNESS)
+        .parent()
+        .expect("harness has a directory");
     let path = dir.join(format!("lib{name}.so"));
     assert!(
         path.is_file(),
@@ -38,7 +40,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir") }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -115,17 +119,42 @@ impl Workspace {
     pub fn produce(&self, topic: &str, count: u64) {
         let data = self.path("data");
         let output = self.harness(&[
-            "produce", "--data-dir", data.to_str().unwrap(), "--stream", "orders", "--topic", topic,
-            "--generate", &count.to_string(), "--payload-size", "64",
+            "produce",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--stream",
+            "orders",
+            "--topic",
+            topic,
+            "--generate",
+            &count.to_string(),
+            "--payload-size",
+            "64",
         ]);
-        assert!(output.status.success(), "produce failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "produce failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// The topic's messages as dumped JSON lines.
     pub fn dump(&self, topic: &str) -> Vec<serde_json::Value> {
         let data = self.path("data");
-        let output = self.harness(&["dump", "--data-dir", data.to_str().unwrap(), "--stream", "orders", "--topic", topic]);
-        assert!(output.status.success(), "dump failed: {}", String::from_utf8_lossy(&output.stderr));
+        let output = self.harness(&[
+            "dump",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--stream",
+            "orders",
+            "--topic",
+            topic,
+        ]);
+        assert!(
+            output.status.success(),
+            "dump failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         lines(&output.stdout)
     }
 }
@@ -144,7 +173,10 @@ pub fn seqs(messages: &[serde_json::Value], payload_is_text: bool) -> Vec<u64> {
         .iter()
         .map(|m| {
             let payload = if payload_is_text {
-                serde_json::from_str::<serde_json::Value>(m["payload"].as_str().expect("text payload")).unwrap()
+                serde_json::from_str::<serde_json::Value>(
+                    m["payload"].as_str().expect("text payload"),
+                )
+                .unwrap()
             } else {
                 m["payload"].clone()
             };
