@@ -1,22 +1,10 @@
-//! `iggy-harness`: loads Iggy connector plugins exactly as the connectors
-//! runtime does and drives them against an embedded stream store.
-
-mod bench;
-mod conformance;
-mod connector_file;
-mod faults;
-mod inspect;
-mod library;
-mod pipeline;
-mod plugin_log;
-mod runtime_config;
-mod sink_runner;
-mod source_runner;
-mod state_file;
-mod stats;
-mod topic_io;
+//! `iggy-harness`: the command line over the `iggy_harness` library.
 
 use clap::{Parser, Subcommand};
+use iggy_harness::{
+    bench, conformance, faults, inspect, pipeline, plugin_log, runtime_config, sink_runner, stats,
+    topic_io,
+};
 use iggy_harness_store::StreamStore;
 use std::path::PathBuf;
 use std::process::ExitCode;

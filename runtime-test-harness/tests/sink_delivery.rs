@@ -1,9 +1,7 @@
 //! Sinks driven through the real ABI: offset commits, retries, restarts,
 //! fault injection and panic containment.
 
-mod common;
-
-use common::*;
+use harness_test_support::*;
 
 fn record_config(ws: &Workspace, name: &str, extra: &str) -> (std::path::PathBuf, String) {
     let record = ws.path(name);

@@ -8,6 +8,9 @@ pub mod error_class;
 pub mod retry;
 pub mod secret;
 
+#[cfg(feature = "nats")]
+pub mod nats;
+
 pub use counters::{Counter, Counters, RateLog};
 pub use error_class::{Classify, ErrorClass, classify_http_status, parse_retry_after};
 pub use retry::{RetryError, RetryErrorKind, RetryPolicy, retry};

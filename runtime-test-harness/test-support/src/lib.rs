@@ -1,19 +1,38 @@
-//! Shared helpers: the harness binary, the test plugin libraries (built by
-//! `cargo build --workspace`), connector files in temp dirs, and runs.
+//! Helpers for tests that drive plugins through the real harness binary:
+//! the built harness and plugin libraries (found beside the running test,
+//! in `target/<profile>`, after `cargo build --workspace`), connector files
+//! in temp dirs, harness runs with JSON reports, and real servers started on
+//! loopback and stopped by PID.
 
-#![allow(dead_code)]
+pub mod nats;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const HARNESS: &str = env!("CARGO_BIN_EXE_iggy-harness");
+/// `target/<profile>`: test binaries run from its `deps/` folder.
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps")
+        .to_path_buf()
+}
 
-/// A workspace library built next to the harness binary; fails loudly when absent.
+/// The built `iggy-harness` binary; fails loudly when absent.
+pub fn harness_binary() -> PathBuf {
+    let path = build_dir().join("iggy-harness");
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace first (`cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// A workspace plugin library; fails loudly when absent.
 pub fn plugin(name: &str) -> PathBuf {
-    let dir = Path::new(HARNESS)
-        .parent()
-        .expect("harness has a directory");
-    let path = dir.join(format!("lib{name}.so"));
+    let path = build_dir().join(format!("lib{name}.so"));
     assert!(
         path.is_file(),
         "{} is missing: build the test plugins first (`cargo build --workspace`)",
@@ -78,7 +97,7 @@ impl Workspace {
     }
 
     pub fn harness(&self, args: &[&str]) -> Output {
-        Command::new(HARNESS)
+        Command::new(harness_binary())
             .args(args)
             .current_dir(self.dir.path())
             .output()
