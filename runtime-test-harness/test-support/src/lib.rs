@@ -57,6 +57,12 @@ pub struct Workspace {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Workspace {
     pub fn new() -> Self {
         Self {
