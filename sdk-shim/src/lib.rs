@@ -14,7 +14,6 @@ mod boundary;
 mod config;
 pub mod convert;
 mod error;
-pub mod headers;
 pub mod log;
 mod schema;
 pub mod sink;
@@ -24,7 +23,7 @@ mod wire;
 
 pub use convert::owned_value_to_serde_json;
 pub use error::Error;
-pub use headers::{HeaderError, HeaderField, HeaderKey, HeaderKind, HeaderValue, UserHeaders};
+pub use iggy_common::{HeaderError, HeaderField, HeaderKey, HeaderKind, HeaderValue, UserHeaders};
 pub use log::LogCallback;
 pub use schema::{Payload, Schema};
 pub use state::ConnectorState;

@@ -4,7 +4,7 @@
 //! as a sequence of u8 (length, then the bytes), so the wire is unchanged,
 //! but encoding and decoding become one copy instead of a call per byte.
 
-use crate::headers::{HeaderKey, HeaderValue};
+use iggy_common::{HeaderKey, HeaderValue};
 use crate::{ConnectorState, Payload, Schema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,7 +1,9 @@
-//! Message header keys and values, wire-compatible with `iggy_common`'s
-//! `HeaderKey` / `HeaderValue`: serde sees a struct `{ kind, value }` whose
-//! value is the standard Base64 text of the bytes, and maps order by
-//! `(kind code, bytes)`, so a header map encodes to the same bytes as upstream.
+//! The message header types of Apache Iggy's `iggy_common` crate, and only
+//! those: what connector plugins import from it. Same names and methods, and
+//! wire-compatible: serde sees a struct `{ kind, value }` whose value is the
+//! standard Base64 text of the bytes, and maps order by `(kind code, bytes)`,
+//! so a header map encodes to the same bytes as upstream. A plugin that uses
+//! the registry's `iggy_common` instead only changes its `Cargo.toml`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
