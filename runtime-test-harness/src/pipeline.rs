@@ -291,7 +291,10 @@ fn wait(
                     + s.errors.load(Ordering::Relaxed)
             })
             .sum();
-        if total != last_total {
+        let busy = stats
+            .iter()
+            .any(|s| s.in_flight.load(Ordering::Relaxed) > 0);
+        if total != last_total || busy {
             last_total = total;
             last_change = now;
         }

@@ -7,7 +7,7 @@
 use crate::connector_file::ConnectorFile;
 use crate::faults::{Faults, hits};
 use crate::library::SinkApi;
-use crate::stats::ConnectorStats;
+use crate::stats::{ConnectorStats, InFlight};
 use iggy_connector_sdk::{MessagesMetadata, RawMessage, RawMessages, Schema, TopicMetadata};
 use iggy_harness_store::{StoredMessage, StreamStore};
 use std::sync::Arc;
@@ -179,6 +179,7 @@ impl TopicConsumer {
         if messages.is_empty() {
             return Ok(None);
         }
+        let _in_flight = InFlight::start(&self.stats.in_flight);
         self.batches_seen += 1;
         if hits(self.options.faults.corrupt_every, self.batches_seen) {
             corrupt(self.schema, &mut messages);

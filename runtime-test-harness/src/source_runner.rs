@@ -9,7 +9,7 @@ use crate::connector_file::ConnectorFile;
 use crate::faults::{Faults, hits};
 use crate::library::{SourceApi, SourceProtocol};
 use crate::state_file::StateFile;
-use crate::stats::ConnectorStats;
+use crate::stats::{ConnectorStats, InFlight};
 use iggy_connector_sdk::{ProducedMessages, Schema};
 use iggy_harness_store::{NewMessage, StreamStore};
 use std::collections::HashMap;
@@ -178,6 +178,7 @@ impl SourceWorker {
                 loop {
                     match receiver.recv_timeout(Duration::from_millis(20)) {
                         Ok(delivered) => {
+                            let _in_flight = InFlight::start(&self.stats.in_flight);
                             batches += 1;
                             self.take(delivered, batches);
                         }

@@ -17,7 +17,26 @@ pub struct ConnectorStats {
     pub errors: AtomicU64,
     pub retries: AtomicU64,
     pub nacks: AtomicU64,
+    /// Batches being delivered right now (a long `consume` or its retries):
+    /// a run is not idle while any is in flight.
+    pub in_flight: AtomicU64,
     failure: Mutex<Option<String>>,
+}
+
+/// Marks one batch in flight for as long as it lives.
+pub struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    pub fn start(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ConnectorStats {

@@ -163,6 +163,33 @@ impl Workspace {
         );
     }
 
+    /// Appends JSON lines (`envelope`: `{"id","headers","payload"}` objects) to a topic.
+    pub fn produce_lines(&self, topic: &str, lines: &str, envelope: bool) {
+        let data = self.path("data");
+        let input = self.path("produce-input.jsonl");
+        std::fs::write(&input, lines).unwrap();
+        let mut args = vec![
+            "produce",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--stream",
+            "orders",
+            "--topic",
+            topic,
+            "--file",
+            input.to_str().unwrap(),
+        ];
+        if envelope {
+            args.push("--envelope");
+        }
+        let output = self.harness(&args);
+        assert!(
+            output.status.success(),
+            "produce failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// The topic's messages as dumped JSON lines.
     pub fn dump(&self, topic: &str) -> Vec<serde_json::Value> {
         let data = self.path("data");

@@ -1,0 +1,196 @@
+//! The sink's settings: the shared NATS connection keys at the top level of
+//! `[plugin_config]`, then where and how messages are published.
+
+use iggy_connector_shared::RetryPolicy;
+use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::nats::NatsConnection;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+pub struct SinkConfig {
+    #[serde(flatten)]
+    pub connection: NatsConnection,
+    /// A subject, or a template over `{stream}`, `{topic}`, `{partition}`,
+    /// `{header.NAME}` and `{payload.FIELD}` (a top-level JSON field).
+    pub subject: String,
+    #[serde(default)]
+    pub on_unresolved_subject: UnresolvedSubject,
+    /// The JetStream stream expected to capture the subjects.
+    pub stream: Option<String>,
+    /// Creates `stream` when it does not exist.
+    pub create_stream: Option<StreamSettings>,
+    /// Publishes awaiting their acknowledgement at once.
+    #[serde(default = "default_max_pending_acks")]
+    pub max_pending_acks: usize,
+    #[serde(default)]
+    pub message_id: MessageIdSource,
+    /// Adds `Nats-Expected-Stream: <stream>` so a message captured by another stream is refused.
+    #[serde(default)]
+    pub expected_stream: bool,
+    /// Adds `Iggy-Stream`, `Iggy-Topic`, `Iggy-Partition`, `Iggy-Offset`, `Iggy-Timestamp`, `Iggy-Message-Id`.
+    #[serde(default = "yes")]
+    pub metadata_headers: bool,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Anything not recognised, reported by `validate` (serde cannot deny
+    /// unknown fields next to a flattened struct).
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_max_pending_acks() -> usize {
+    1000
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnresolvedSubject {
+    /// The batch fails (and is retried by the runtime or harness).
+    #[default]
+    Fail,
+    /// The message is left out, counted and logged with its offset.
+    Skip,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageIdSource {
+    /// `Nats-Msg-Id: <stream>/<topic>/<partition>/<offset>`: a redelivered
+    /// batch is dropped by JetStream's duplicate window.
+    #[default]
+    Position,
+    /// `Nats-Msg-Id: <the Iggy message id>` (hex).
+    IggyId,
+    /// No `Nats-Msg-Id`: no deduplication.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Subjects the stream captures; default: the `subject` setting with
+    /// every placeholder as a `*` wildcard.
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub retention: Retention,
+    #[serde(default = "one")]
+    pub replicas: usize,
+    #[serde(default = "two_minutes", with = "serde_duration")]
+    pub duplicate_window: Duration,
+    /// 0 keeps messages forever.
+    #[serde(default, with = "serde_duration")]
+    pub max_age: Duration,
+    /// -1 is unlimited.
+    #[serde(default = "unlimited")]
+    pub max_bytes: i64,
+    #[serde(default = "unlimited")]
+    pub max_messages: i64,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn two_minutes() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn unlimited() -> i64 {
+    -1
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    #[default]
+    File,
+    Memory,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retention {
+    #[default]
+    Limits,
+    Interest,
+    Workqueue,
+}
+
+impl SinkConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(key) = self.unknown.keys().next() {
+            return Err(format!("unknown setting `{key}`"));
+        }
+        self.connection.validate()?;
+        self.retry.validate()?;
+        if self.max_pending_acks == 0 {
+            return Err("max_pending_acks must be at least 1".into());
+        }
+        if self.create_stream.is_some() && self.stream.is_none() {
+            return Err("create_stream needs `stream` (the name to create)".into());
+        }
+        if self.expected_stream && self.stream.is_none() {
+            return Err("expected_stream needs `stream`".into());
+        }
+        if let Some(stream) = &self.stream
+            && (stream.is_empty() || stream.contains(['.', ' ', '*', '>', '\t']))
+        {
+            return Err(format!(
+                "stream: `{stream}` is not a valid JetStream stream name"
+            ));
+        }
+        if let Some(settings) = &self.create_stream
+            && settings.replicas == 0
+        {
+            return Err("create_stream.replicas must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: serde_json::Value) -> SinkConfig {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn minimal_config_has_safe_defaults() {
+        let config =
+            parse(serde_json::json!({"servers": ["nats://127.0.0.1:4222"], "subject": "orders"}));
+        assert!(config.validate().is_ok());
+        assert_eq!(config.message_id, MessageIdSource::Position);
+        assert_eq!(config.on_unresolved_subject, UnresolvedSubject::Fail);
+        assert_eq!(config.max_pending_acks, 1000);
+        assert!(config.metadata_headers);
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let base = serde_json::json!({"servers": ["nats://x:1"], "subject": "s"});
+        let with = |key: &str, value: serde_json::Value| {
+            let mut json = base.clone();
+            json[key] = value;
+            parse(json).validate().unwrap_err()
+        };
+        assert!(with("subjetc", "x".into()).contains("unknown setting `subjetc`"));
+        assert!(with("max_pending_acks", 0.into()).contains("max_pending_acks"));
+        assert!(
+            with("create_stream", serde_json::json!({})).contains("create_stream needs `stream`")
+        );
+        assert!(with("expected_stream", true.into()).contains("expected_stream needs `stream`"));
+        assert!(with("stream", "A.B".into()).contains("stream: `A.B`"));
+        assert!(with("retry", serde_json::json!({"multiplier": 0.5})).contains("retry.multiplier"));
+    }
+}

@@ -1,0 +1,397 @@
+//! The sink against a real nats-server with JetStream (started per test on a
+//! free loopback port), driven through the real harness binary.
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use harness_test_support::nats::NatsServer;
+use harness_test_support::*;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn sink_library() -> PathBuf {
+    plugin("iggy_connector_nats_jetstream_sink")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn context(url: &str) -> jetstream::Context {
+    jetstream::new(
+        async_nats::connect(url)
+            .await
+            .expect("test client connects"),
+    )
+}
+
+async fn create_stream(js: &jetstream::Context, name: &str, subjects: &[&str]) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .expect("stream created");
+}
+
+struct Received {
+    subject: String,
+    headers: Option<async_nats::HeaderMap>,
+    payload: serde_json::Value,
+}
+
+/// Every message of the stream, in stream order (through an ephemeral consumer).
+async fn read_stream(js: &jetstream::Context, name: &str) -> Vec<Received> {
+    let mut stream = js.get_stream(name).await.unwrap();
+    let total = stream.info().await.unwrap().state.messages as usize;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut received = Vec::with_capacity(total);
+    for _ in 0..1000 {
+        if received.len() >= total {
+            break;
+        }
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1000)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(Ok(message)) = batch.next().await {
+            received.push(Received {
+                subject: message.subject.to_string(),
+                headers: message.headers.clone(),
+                payload: serde_json::from_slice(&message.payload)
+                    .unwrap_or(serde_json::Value::Null),
+            });
+        }
+    }
+    assert_eq!(received.len(), total, "read the whole stream");
+    received
+}
+
+fn header(message: &Received, name: &str) -> Option<String> {
+    let name: async_nats::HeaderName = name.parse().ok()?;
+    message
+        .headers
+        .as_ref()?
+        .get(name)
+        .map(|v| v.as_str().to_string())
+}
+
+fn connection(server: &NatsServer) -> String {
+    format!(
+        "servers = [\"{}\"]\nrequest_timeout = \"2s\"\n",
+        server.url()
+    )
+}
+
+#[test]
+fn messages_arrive_with_templated_subjects_headers_and_ids() {
+    let ws = Workspace::new();
+    let server = NatsServer::start(ws.dir.path());
+    let rt = runtime();
+    let js = rt.block_on(context(&server.url()));
+    rt.block_on(create_stream(&js, "ORDERS", &["orders.>"]));
+    let lines: String = (0..300)
+        .map(|i| {
+            let region = if i % 3 == 0 { "eu" } else { "us" };
+            format!("{{\"headers\":{{\"source\":\"web\"}},\"payload\":{{\"order\":{i},\"region\":\"{region}\"}}}}\n")
+        })
+        .collect();
+    ws.produce_lines("created", &lines, true);
+    let config = format!(
+        "{}subject = \"orders.{{payload.region}}.{{topic}}\"\nstream = \"ORDERS\"",
+        connection(&server)
+    );
+    ws.sink("to_nats", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let received = rt.block_on(read_stream(&js, "ORDERS"));
+    assert_eq!(received.len(), 300);
+    for (offset, message) in received.iter().enumerate() {
+        let region = if offset % 3 == 0 { "eu" } else { "us" };
+        assert_eq!(message.subject, format!("orders.{region}.created"));
+        assert_eq!(
+            message.payload,
+            serde_json::json!({"order": offset, "region": region})
+        );
+        assert_eq!(header(message, "source").as_deref(), Some("web"));
+        assert_eq!(
+            header(message, "Nats-Msg-Id"),
+            Some(format!("orders/created/1/{offset}"))
+        );
+        assert_eq!(header(message, "Iggy-Offset"), Some(offset.to_string()));
+        assert_eq!(header(message, "Iggy-Topic").as_deref(), Some("created"));
+    }
+}
+
+#[test]
+fn redelivered_and_replayed_batches_are_dropped_by_the_duplicate_window() {
+    let ws = Workspace::new();
+    let server = NatsServer::start(ws.dir.path());
+    let rt = runtime();
+    let js = rt.block_on(context(&server.url()));
+    rt.block_on(create_stream(&js, "ORDERS", &["orders.>"]));
+    ws.produce("created", 1000);
+    let config = format!("{}subject = \"orders.created\"", connection(&server));
+    ws.sink("first", &sink_library(), "created", &config);
+    let (output, _) = ws.run(&["--fault", "redeliver-every=2"]);
+    assert!(output.status.success());
+    // A second sink (another consumer group) replays the whole topic.
+    std::fs::remove_file(ws.connectors().join("first.toml")).unwrap();
+    ws.sink("second", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert!(output.status.success());
+    assert_eq!(connector(&report, "second")["messages_out"], 1000);
+
+    let received = rt.block_on(read_stream(&js, "ORDERS"));
+    assert_eq!(
+        received.len(),
+        1000,
+        "every redelivery and replay was a duplicate"
+    );
+    let seqs: Vec<u64> = received
+        .iter()
+        .map(|m| m.payload["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn unresolvable_subjects_are_skipped_or_fail_the_batch_as_configured() {
+    let ws = Workspace::new();
+    let server = NatsServer::start(ws.dir.path());
+    let rt = runtime();
+    let js = rt.block_on(context(&server.url()));
+    rt.block_on(create_stream(&js, "ORDERS", &["orders.>"]));
+    let lines: String = (0..10)
+        .map(|i| match i % 5 {
+            0 => format!("{{\"order\":{i}}}\n"),
+            _ => format!("{{\"order\":{i},\"region\":\"eu\"}}\n"),
+        })
+        .collect();
+    ws.produce_lines("created", &lines, false);
+    let template = "subject = \"orders.{payload.region}\"\nstream = \"ORDERS\"\n";
+    ws.sink(
+        "skipper",
+        &sink_library(),
+        "created",
+        &format!(
+            "{}{template}on_unresolved_subject = \"skip\"",
+            connection(&server)
+        ),
+    );
+    let (output, report) = ws.run(&[]);
+    assert!(output.status.success(), "{report}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("skipped the message at offset 5"));
+    assert_eq!(rt.block_on(read_stream(&js, "ORDERS")).len(), 8);
+
+    std::fs::remove_file(ws.connectors().join("skipper.toml")).unwrap();
+    ws.sink(
+        "strict",
+        &sink_library(),
+        "created",
+        &format!("{}{template}", connection(&server)),
+    );
+    let (output, report) = ws.run(&["--max-attempts", "2"]);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let failure = connector(&report, "strict")["failure"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(failure.contains("failed 2 times"), "{failure}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("message at offset 0: payload field `region` is missing")
+    );
+}
+
+#[test]
+fn create_stream_makes_the_stream_with_the_configured_settings() {
+    let ws = Workspace::new();
+    let server = NatsServer::start(ws.dir.path());
+    ws.produce("created", 50);
+    let config = format!(
+        "{}subject = \"shop.{{topic}}\"\nstream = \"SHOP\"\n[plugin_config.create_stream]\nstorage = \"memory\"\nduplicate_window = \"5m\"\n",
+        connection(&server)
+    );
+    ws.sink("creator", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert!(output.status.success(), "{report}");
+    let rt = runtime();
+    let js = rt.block_on(context(&server.url()));
+    let info = rt.block_on(async {
+        js.get_stream("SHOP")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .clone()
+    });
+    assert_eq!(info.config.subjects, vec!["shop.*".to_string()]);
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(300));
+    assert_eq!(info.config.storage, stream::StorageType::Memory);
+    assert_eq!(info.state.messages, 50);
+}
+
+#[test]
+fn open_fails_clearly_when_no_stream_captures_the_subject() {
+    let ws = Workspace::new();
+    let server = NatsServer::start(ws.dir.path());
+    ws.sink(
+        "lost",
+        &sink_library(),
+        "created",
+        &format!("{}subject = \"nowhere.x\"", connection(&server)),
+    );
+    let file = ws.connectors().join("lost.toml");
+    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let log = report["log"].to_string();
+    assert!(
+        log.contains("no JetStream stream captures subject `nowhere.x`"),
+        "{log}"
+    );
+}
+
+#[test]
+fn unreachable_servers_wrong_passwords_and_unknown_keys_are_clear_errors() {
+    let ws = Workspace::new();
+    let server =
+        NatsServer::start_with(ws.dir.path(), &["--user", "iggy", "--pass", "right-pass-1"]);
+    let dead_port = process::free_port();
+    let cases = [
+        (
+            format!(
+                "servers = [\"nats://127.0.0.1:{dead_port}\"]\nconnect_timeout = \"500ms\"\nsubject = \"a\""
+            ),
+            "cannot connect to NATS at nats://127.0.0.1:",
+        ),
+        (
+            format!(
+                "servers = [\"{}\"]\nsubject = \"a\"\n[plugin_config.auth]\nuser = \"iggy\"\npassword = \"wrong-pass-2\"",
+                server.url()
+            ),
+            "cannot connect to NATS",
+        ),
+        (
+            format!(
+                "servers = [\"{}\"]\nsubject = \"a\"\nsubjekt = \"b\"",
+                server.url()
+            ),
+            "unknown setting `subjekt`",
+        ),
+    ];
+    for (index, (config, expected)) in cases.iter().enumerate() {
+        let key = format!("case{index}");
+        ws.sink(&key, &sink_library(), "created", config);
+        let file = ws.connectors().join(format!("{key}.toml"));
+        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "case {index}");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(text.contains(expected), "case {index}: {text}");
+        assert!(
+            !text.contains("wrong-pass-2") && !text.contains("right-pass-1"),
+            "no secrets: {text}"
+        );
+    }
+    // The right password works.
+    let rt = runtime();
+    let js = rt.block_on(async {
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            "iggy".into(),
+            "right-pass-1".into(),
+        )
+        .connect(server.url())
+        .await
+        .expect("test client connects with the password");
+        jetstream::new(client)
+    });
+    rt.block_on(create_stream(&js, "ORDERS", &["a"]));
+    ws.sink("good", &sink_library(), "created", &format!("servers = [\"{}\"]\nsubject = \"a\"\n[plugin_config.auth]\nuser = \"iggy\"\npassword = {{ env = \"NATS_TEST_PASSWORD\" }}", server.url()));
+    let file = ws.connectors().join("good.toml");
+    let output = std::process::Command::new(harness_binary())
+        .args(["--json", "check", file.to_str().unwrap()])
+        .env("NATS_TEST_PASSWORD", "right-pass-1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn a_server_crash_mid_run_loses_and_duplicates_nothing() {
+    let ws = Workspace::new();
+    let mut server = NatsServer::start(ws.dir.path());
+    let rt = runtime();
+    let js = rt.block_on(context(&server.url()));
+    rt.block_on(create_stream(&js, "ORDERS", &["orders.>"]));
+    drop(js);
+    ws.produce("created", 60_000);
+    let config = format!(
+        "{}subject = \"orders.created\"\nmax_reconnects = 1000\n[plugin_config.retry]\nmax_attempts = 20\nmax_delay = \"1s\"\n",
+        connection(&server)
+    );
+    ws.sink("to_nats", &sink_library(), "created", &config);
+    let (output, report) = std::thread::scope(|scope| {
+        let run = scope.spawn(|| ws.run(&["--max-attempts", "50"]));
+        // Crash the server once part of the topic is published.
+        let probe = runtime();
+        probe.block_on(async {
+            let js = context(&server.url()).await;
+            for _ in 0..400 {
+                let stored = js
+                    .get_stream("ORDERS")
+                    .await
+                    .ok()
+                    .map(|mut s| async move { s.info().await.map(|i| i.state.messages) });
+                if let Some(info) = stored
+                    && info.await.unwrap_or(0) >= 2000
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        });
+        server.kill();
+        std::thread::sleep(Duration::from_millis(1500));
+        server.restart();
+        run.join().unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}\n{stderr}");
+    assert!(
+        stderr.contains("event: disconnected"),
+        "the crash happened while the sink was publishing"
+    );
+    let js = rt.block_on(context(&server.url()));
+    let received = rt.block_on(read_stream(&js, "ORDERS"));
+    let ids: BTreeSet<String> = received
+        .iter()
+        .filter_map(|m| header(m, "Nats-Msg-Id"))
+        .collect();
+    assert_eq!(ids.len(), 60_000, "every message arrived");
+    assert_eq!(received.len(), 60_000, "and none twice");
+}
