@@ -53,10 +53,18 @@ pub struct BenchOptions {
     pub connector: Option<std::path::PathBuf>,
 }
 
-fn config_json(options: &BenchOptions, default: serde_json::Value) -> Result<String, String> {
+/// The plugin config (the connector file's, else `default`) and the payload
+/// schema (the connector's first stream's, else JSON).
+fn connector_settings(
+    options: &BenchOptions,
+    default: serde_json::Value,
+) -> Result<(String, Schema), String> {
     match &options.connector {
-        Some(path) => ConnectorFile::read(path)?.plugin_config_json(),
-        None => Ok(default.to_string()),
+        Some(path) => {
+            let file = ConnectorFile::read(path)?;
+            Ok((file.plugin_config_json()?, file.streams[0].schema))
+        }
+        None => Ok((default.to_string(), Schema::Json)),
     }
 }
 
@@ -92,7 +100,8 @@ fn report(
 
 pub fn bench_sink(path: &Path, options: &BenchOptions) -> Result<BenchReport, String> {
     let api = library::load(path)?.sink_api()?;
-    let id = open_sink(&api, &config_json(options, serde_json::Value::Null)?)?;
+    let (config, schema) = connector_settings(options, serde_json::Value::Null)?;
+    let id = open_sink(&api, &config)?;
     let store = StreamStore::in_memory();
     let (stream, topic) = ("bench", "orders");
     store
@@ -122,7 +131,7 @@ pub fn bench_sink(path: &Path, options: &BenchOptions) -> Result<BenchReport, St
             break;
         };
         let t1 = Instant::now();
-        let batch = encode_batch(&metadata, 1, options.messages - 1, Schema::Json, messages)?;
+        let batch = encode_batch(&metadata, 1, options.messages - 1, schema, messages)?;
         let t2 = Instant::now();
         let code = call_consume(&api, id, &batch);
         let t3 = Instant::now();
@@ -172,7 +181,7 @@ pub fn bench_sink(path: &Path, options: &BenchOptions) -> Result<BenchReport, St
 pub fn bench_source(path: &Path, options: &BenchOptions) -> Result<BenchReport, String> {
     let api = library::load(path)?.source_api()?;
     let default = serde_json::json!({ "total": options.messages, "batch_size": options.batch, "payload_size": options.payload_size });
-    let id = open_source(&api, &config_json(options, default)?, None)?;
+    let id = open_source(&api, &connector_settings(options, default)?.0, None)?;
     let store = StreamStore::in_memory();
     let (stream, topic) = ("bench", "orders");
     store

@@ -14,7 +14,7 @@ use iggy_connector_sdk::{
 };
 use iggy_connector_shared::{Counters, RateLog};
 use mapping::Mapper;
-use publisher::Publisher;
+use publisher::{Item, Publisher};
 use std::time::Duration;
 
 sink_connector!(NatsJetStreamSink);
@@ -108,27 +108,33 @@ impl Sink for NatsJetStreamSink {
             .connected
             .as_ref()
             .ok_or(Error::InitError("the sink is not open".into()))?;
-        let mut outgoing = Vec::with_capacity(messages.len());
-        for message in messages {
-            let offset = message.offset;
-            match connected.mapper.map(topic, metadata.partition_id, message) {
-                Ok(mapped) => outgoing.push(mapped),
+        let partition = metadata.partition_id;
+        let mut items = Vec::with_capacity(messages.len());
+        for message in &messages {
+            match connected.mapper.subject(topic, partition, message) {
+                Ok(subject) => items.push(Item { subject, message }),
                 Err(reason) if self.config.on_unresolved_subject == UnresolvedSubject::Skip => {
                     self.counters.add("skipped", 1);
                     tracing::warn!(
-                        "NATS sink {} skipped the message at offset {offset}: {reason}",
-                        self.id
+                        "NATS sink {} skipped the message at offset {}: {reason}",
+                        self.id,
+                        message.offset
                     );
                 }
                 Err(reason) => {
                     self.counters.add("failed_batches", 1);
                     return Err(Error::InvalidRecordValue(format!(
-                        "message at offset {offset}: {reason}"
+                        "message at offset {}: {reason}",
+                        message.offset
                     )));
                 }
             }
         }
-        let result = connected.publisher.publish_all(outgoing).await;
+        let mapper = &connected.mapper;
+        let result = connected
+            .publisher
+            .publish_all(&items, |message| mapper.publish(topic, partition, message))
+            .await;
         self.rate_log.maybe_log(
             "nats_jetstream_sink",
             &self.counters,

@@ -2,47 +2,88 @@
 
 use crate::config::{MessageIdSource, SinkConfig};
 use crate::subject_template::SubjectTemplate;
-use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use iggy_common::HeaderKind;
 use iggy_connector_sdk::{ConsumedMessage, TopicMetadata};
 
 #[derive(Clone)]
-pub struct Outgoing {
-    pub subject: String,
-    pub headers: HeaderMap,
-    pub payload: bytes::Bytes,
-    pub offset: u64,
+/// Header names parsed once, not per message.
+struct Names {
+    stream: HeaderName,
+    topic: HeaderName,
+    partition: HeaderName,
+    offset: HeaderName,
+    timestamp: HeaderName,
+    iggy_id: HeaderName,
+    msg_id: HeaderName,
+    expected_stream: HeaderName,
+}
+
+impl Names {
+    fn new() -> Self {
+        let name = |text: &str| {
+            text.parse::<HeaderName>()
+                .expect("a valid constant header name")
+        };
+        Self {
+            stream: name("Iggy-Stream"),
+            topic: name("Iggy-Topic"),
+            partition: name("Iggy-Partition"),
+            offset: name("Iggy-Offset"),
+            timestamp: name("Iggy-Timestamp"),
+            iggy_id: name("Iggy-Message-Id"),
+            msg_id: name("Nats-Msg-Id"),
+            expected_stream: name("Nats-Expected-Stream"),
+        }
+    }
 }
 
 pub struct Mapper {
     template: SubjectTemplate,
+    fixed_subject: Option<Subject>,
     message_id: MessageIdSource,
     metadata_headers: bool,
-    expected_stream: Option<String>,
+    expected_stream: Option<HeaderValue>,
+    names: Names,
 }
 
 /// Adds a header if NATS accepts its name and value (printable ASCII names
 /// without `:`, values without CR/LF): Iggy headers may hold anything, and
 /// async-nats panics on what it does not accept when given plain strings.
-fn insert(headers: &mut HeaderMap, name: &str, value: &str) -> bool {
-    match (name.parse::<HeaderName>(), value.parse::<HeaderValue>()) {
-        (Ok(name), Ok(value)) => {
-            headers.insert(name, value);
-            true
-        }
-        _ => false,
+fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (name.parse::<HeaderName>(), value.parse::<HeaderValue>()) {
+        headers.insert(name, value);
+    }
+}
+
+/// Values the plugin makes itself (numbers, ids, names without line breaks).
+fn own(headers: &mut HeaderMap, name: &HeaderName, value: String) {
+    if let Ok(value) = value.parse::<HeaderValue>() {
+        headers.insert(name.clone(), value);
     }
 }
 
 impl Mapper {
     pub fn new(config: &SinkConfig) -> Result<Self, String> {
+        let template = SubjectTemplate::parse(&config.subject)?;
+        let expected_stream = match config.stream.as_deref().filter(|_| config.expected_stream) {
+            Some(stream) => Some(
+                stream
+                    .parse::<HeaderValue>()
+                    .map_err(|e| format!("stream: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
-            template: SubjectTemplate::parse(&config.subject)?,
+            fixed_subject: template.fixed().map(|s| Subject::from(s.to_string())),
+            template,
             message_id: config.message_id,
             metadata_headers: config.metadata_headers,
-            expected_stream: config.stream.clone().filter(|_| config.expected_stream),
+            expected_stream,
+            names: Names::new(),
         })
     }
 
@@ -50,14 +91,29 @@ impl Mapper {
         &self.template
     }
 
-    /// Maps one message; `Err` says why its subject cannot be built.
-    pub fn map(
+    /// The message's subject, or why it cannot be built.
+    pub fn subject(
         &self,
         topic: &TopicMetadata,
         partition: u32,
-        message: ConsumedMessage,
-    ) -> Result<Outgoing, String> {
-        let subject = self.template.render(topic, partition, &message)?;
+        message: &ConsumedMessage,
+    ) -> Result<Subject, String> {
+        match &self.fixed_subject {
+            Some(subject) => Ok(subject.clone()),
+            None => self
+                .template
+                .render(topic, partition, message)
+                .map(Subject::from),
+        }
+    }
+
+    /// The NATS headers for a message: its Iggy headers, metadata, `Nats-Msg-Id`.
+    pub fn headers(
+        &self,
+        topic: &TopicMetadata,
+        partition: u32,
+        message: &ConsumedMessage,
+    ) -> HeaderMap {
         let mut headers = HeaderMap::new();
         if let Some(user_headers) = &message.headers {
             for (key, value) in user_headers {
@@ -70,50 +126,53 @@ impl Mapper {
                 insert(&mut headers, name, &text);
             }
         }
+        let names = &self.names;
         if self.metadata_headers {
-            insert(&mut headers, "Iggy-Stream", &topic.stream);
-            insert(&mut headers, "Iggy-Topic", &topic.topic);
-            insert(&mut headers, "Iggy-Partition", &partition.to_string());
-            insert(&mut headers, "Iggy-Offset", &message.offset.to_string());
-            insert(
+            own(&mut headers, &names.stream, topic.stream.clone());
+            own(&mut headers, &names.topic, topic.topic.clone());
+            own(&mut headers, &names.partition, partition.to_string());
+            own(&mut headers, &names.offset, message.offset.to_string());
+            own(
                 &mut headers,
-                "Iggy-Timestamp",
-                &message.timestamp.to_string(),
+                &names.timestamp,
+                message.timestamp.to_string(),
             );
-            insert(
-                &mut headers,
-                "Iggy-Message-Id",
-                &format!("{:032x}", message.id),
-            );
+            own(&mut headers, &names.iggy_id, format!("{:032x}", message.id));
         }
         match self.message_id {
-            MessageIdSource::Position => {
-                let id = format!(
+            MessageIdSource::Position => own(
+                &mut headers,
+                &names.msg_id,
+                format!(
                     "{}/{}/{partition}/{}",
                     topic.stream, topic.topic, message.offset
-                );
-                if !insert(&mut headers, "Nats-Msg-Id", &id) {
-                    return Err(format!("message id `{id}` is not a valid header value"));
-                }
-            }
+                ),
+            ),
             MessageIdSource::IggyId => {
-                insert(&mut headers, "Nats-Msg-Id", &format!("{:032x}", message.id));
+                own(&mut headers, &names.msg_id, format!("{:032x}", message.id))
             }
             MessageIdSource::None => {}
         }
         if let Some(stream) = &self.expected_stream {
-            insert(&mut headers, "Nats-Expected-Stream", stream);
+            headers.insert(names.expected_stream.clone(), stream.clone());
         }
+        headers
+    }
+
+    /// The publish for a message: payload bytes as stored in Iggy and its headers.
+    pub fn publish(
+        &self,
+        topic: &TopicMetadata,
+        partition: u32,
+        message: &ConsumedMessage,
+    ) -> Result<PublishMessage, String> {
         let payload = message
             .payload
-            .try_into_vec()
+            .try_to_bytes()
             .map_err(|e| format!("payload cannot be encoded: {e}"))?;
-        Ok(Outgoing {
-            subject,
-            headers,
-            payload: payload.into(),
-            offset: message.offset,
-        })
+        Ok(PublishMessage::build()
+            .payload(payload.into())
+            .headers(self.headers(topic, partition, message)))
     }
 }
 
@@ -174,17 +233,21 @@ mod tests {
         }
     }
 
-    fn header(out: &Outgoing, name: &str) -> Option<String> {
+    fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         let name = name.parse::<HeaderName>().ok()?;
-        out.headers.get(name).map(|v| v.as_str().to_string())
+        headers.get(name).map(|v| v.as_str().to_string())
     }
 
     #[test]
     fn headers_payload_and_position_id() {
-        let mapper = Mapper::new(&config(serde_json::json!({}))).unwrap();
-        let out = mapper.map(&topic(), 2, message()).unwrap();
-        assert_eq!(out.subject, "orders.created");
-        assert_eq!(&out.payload[..], b"hello");
+        let mapper = Mapper::new(&config(serde_json::json!({"metadata_headers": true}))).unwrap();
+        let message = message();
+        assert_eq!(
+            mapper.subject(&topic(), 2, &message).unwrap().as_str(),
+            "orders.created"
+        );
+        assert!(mapper.publish(&topic(), 2, &message).is_ok());
+        let out = mapper.headers(&topic(), 2, &message);
         assert_eq!(header(&out, "region").as_deref(), Some("eu"));
         assert_eq!(header(&out, "attempt").as_deref(), Some("3"));
         assert_eq!(header(&out, "blob").as_deref(), Some("AP8="));
@@ -213,7 +276,7 @@ mod tests {
             "message_id": "iggy_id", "stream": "ORDERS", "expected_stream": true, "metadata_headers": false
         })))
         .unwrap();
-        let out = mapper.map(&topic(), 1, message()).unwrap();
+        let out = mapper.headers(&topic(), 1, &message());
         assert_eq!(
             header(&out, "Nats-Msg-Id").as_deref(),
             Some("000000000000000000000000000000ab")
@@ -225,7 +288,7 @@ mod tests {
         assert_eq!(header(&out, "Iggy-Offset"), None);
         let none = Mapper::new(&config(serde_json::json!({"message_id": "none"}))).unwrap();
         assert_eq!(
-            header(&none.map(&topic(), 1, message()).unwrap(), "Nats-Msg-Id"),
+            header(&none.headers(&topic(), 1, &message()), "Nats-Msg-Id"),
             None
         );
     }

@@ -3,9 +3,10 @@
 //! `Nats-Msg-Id`, so a retry of a message the server did store is dropped
 //! by the stream's duplicate window instead of stored twice.
 
-use crate::mapping::Outgoing;
+use async_nats::Subject;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::{self, message::PublishMessage};
+use iggy_connector_sdk::ConsumedMessage;
 use iggy_connector_shared::RetryPolicy;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -16,6 +17,13 @@ pub struct PublishReport {
     pub stored: u64,
     pub duplicates: u64,
     pub retried: u64,
+}
+
+/// A message to publish. Its publish is built when sent (and built again
+/// for a retry), so nothing is copied in case a retry might be needed.
+pub struct Item<'a> {
+    pub subject: Subject,
+    pub message: &'a ConsumedMessage,
 }
 
 struct Failure {
@@ -83,19 +91,29 @@ impl Publisher {
 
     /// Returns once every message is stored (or known a duplicate), or says
     /// how many were not.
-    pub async fn publish_all(&self, messages: Vec<Outgoing>) -> Result<PublishReport, String> {
+    pub async fn publish_all<F>(
+        &self,
+        items: &[Item<'_>],
+        build: F,
+    ) -> Result<PublishReport, String>
+    where
+        F: Fn(&ConsumedMessage) -> Result<PublishMessage, String>,
+    {
         let mut report = PublishReport::default();
-        let mut pending = messages;
+        let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut attempt = 1u32;
         loop {
-            let failures = self.publish_round(&pending, &mut report).await;
+            let failures = self
+                .publish_round(items, &pending, &build, &mut report)
+                .await;
             let Some(first) = failures.first() else {
                 return Ok(report);
             };
+            let offset = |failure: &Failure| items[failure.index].message.offset;
             if let Some(permanent) = failures.iter().find(|f| !f.transient) {
                 return Err(format!(
                     "message at offset {} cannot be stored: {} ({} of the batch not stored)",
-                    pending[permanent.index].offset,
+                    offset(permanent),
                     permanent.reason,
                     failures.len()
                 ));
@@ -104,7 +122,7 @@ impl Publisher {
                 return Err(format!(
                     "{} message(s) not stored after {attempt} attempts (first at offset {}: {})",
                     failures.len(),
-                    pending[first.index].offset,
+                    offset(first),
                     first.reason
                 ));
             }
@@ -112,22 +130,30 @@ impl Publisher {
             tracing::warn!(
                 "{} publish(es) failed (first at offset {}: {}); retrying in {delay:?}",
                 failures.len(),
-                pending[first.index].offset,
+                offset(first),
                 first.reason
             );
             tokio::time::sleep(delay).await;
             attempt += 1;
             report.retried += failures.len() as u64;
-            let retry: Vec<usize> = failures.iter().map(|f| f.index).collect();
-            pending = retry.into_iter().map(|i| pending[i].clone()).collect();
+            pending = failures.iter().map(|f| f.index).collect();
         }
     }
 
-    async fn publish_round(&self, batch: &[Outgoing], report: &mut PublishReport) -> Vec<Failure> {
+    async fn publish_round<F>(
+        &self,
+        items: &[Item<'_>],
+        indices: &[usize],
+        build: &F,
+        report: &mut PublishReport,
+    ) -> Vec<Failure>
+    where
+        F: Fn(&ConsumedMessage) -> Result<PublishMessage, String>,
+    {
         let mut failures = Vec::new();
         let mut in_flight: VecDeque<(usize, PublishAckFuture, Instant)> =
             VecDeque::with_capacity(self.window);
-        for (index, message) in batch.iter().enumerate() {
+        for &index in indices {
             if in_flight.len() >= self.window
                 && let Some((done, ack, sent_at)) = in_flight.pop_front()
             {
@@ -138,23 +164,24 @@ impl Publisher {
                     &mut failures,
                 );
             }
-            let publish = PublishMessage::build()
-                .payload(message.payload.clone())
-                .headers(message.headers.clone());
+            let item = &items[index];
+            let publish = match build(item.message) {
+                Ok(publish) => publish,
+                Err(reason) => {
+                    failures.push(Failure {
+                        index,
+                        transient: false,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            // Not wrapped in a timer of ours: with the client's in-flight limit
+            // not blocking (see lib.rs), its send is bounded by its own timeout.
             let sent_at = Instant::now();
-            let sent = tokio::time::timeout(
-                self.deadline,
-                self.js.send_publish(message.subject.clone(), publish),
-            )
-            .await;
-            match sent {
-                Ok(Ok(ack)) => in_flight.push_back((index, ack, sent_at)),
-                Ok(Err(error)) => failures.push(failure(index, error.kind(), error.to_string())),
-                Err(_) => failures.push(failure(
-                    index,
-                    PublishErrorKind::TimedOut,
-                    format!("publish not sent within {:?}", self.deadline),
-                )),
+            match self.js.send_publish(item.subject.clone(), publish).await {
+                Ok(ack) => in_flight.push_back((index, ack, sent_at)),
+                Err(error) => failures.push(failure(index, error.kind(), error.to_string())),
             }
         }
         for (index, ack, sent_at) in in_flight {

@@ -112,7 +112,7 @@ fn messages_arrive_with_templated_subjects_headers_and_ids() {
         .collect();
     ws.produce_lines("created", &lines, true);
     let config = format!(
-        "{}subject = \"orders.{{payload.region}}.{{topic}}\"\nstream = \"ORDERS\"",
+        "{}subject = \"orders.{{payload.region}}.{{topic}}\"\nstream = \"ORDERS\"\nmetadata_headers = true",
         connection(&server)
     );
     ws.sink("to_nats", &sink_library(), "created", &config);
