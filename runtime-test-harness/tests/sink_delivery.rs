@@ -173,3 +173,23 @@ fn a_sink_that_keeps_failing_gives_up_after_max_attempts() {
     );
     assert_eq!(stuck["messages_out"], 0);
 }
+
+#[test]
+fn injected_sink_failures_are_retried_without_calling_the_plugin_twice() {
+    let ws = Workspace::new();
+    ws.produce("created", 600);
+    let (record, config) = record_config(&ws, "out.jsonl", "");
+    ws.sink("audit", &testkit_sink(), "created", &config);
+    let (output, report) = ws.run(&["--fault", "fail-sink-every=3"]);
+    assert!(output.status.success(), "{report}");
+    assert_eq!(
+        seqs(&recorded(&record), true),
+        (0..600).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+    let audit = connector(&report, "audit");
+    assert_eq!(
+        (audit["retries"].as_u64(), audit["errors"].as_u64()),
+        (Some(2), Some(2))
+    );
+}

@@ -183,3 +183,126 @@ fn bad_envelopes_and_connector_files_are_explained() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bare_library_names_resolve_beside_the_harness_like_the_runtime() {
+    let ws = Workspace::new();
+    ws.produce("created", 20);
+    let record = ws.path("out.jsonl");
+    // No directory, no extension: found beside the binary, as the runtime does.
+    let file = format!(
+        "type = \"sink\"\nkey = \"bare\"\nenabled = true\nname = \"bare\"\npath = \"libiggy_connector_testkit_sink\"\n\
+         [[streams]]\nstream = \"orders\"\ntopics = [\"created\"]\n[plugin_config]\nrecord_path = \"{}\"\n",
+        record.display()
+    );
+    std::fs::write(ws.connectors().join("bare.toml"), file).unwrap();
+    let (output, report) = ws.run(&[]);
+    assert!(output.status.success(), "{report}");
+    assert_eq!(recorded(&record).len(), 20);
+}
+
+#[test]
+fn the_runtime_config_file_points_at_connectors_and_state() {
+    let ws = Workspace::new();
+    ws.source(
+        "gen",
+        &testkit_source(),
+        "created",
+        "total = 30\nbatch_size = 10",
+    );
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[iggy]\naddress = \"localhost:8090\"\n[state]\npath = \"{}\"\n[connectors]\nconfig_type = \"local\"\nconfig_dir = \"{}\"\n",
+            ws.path("runtime-state").display(),
+            ws.connectors().display()
+        ),
+    )
+    .unwrap();
+    let data = ws.path("data");
+    let output = ws.harness(&[
+        "--json",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--exit-when-idle",
+        "500ms",
+        "--duration",
+        "30s",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(ws.path("runtime-state").join("source_gen.state").is_file());
+    assert_eq!(ws.dump("created").len(), 30);
+}
+
+#[test]
+fn ctrl_c_closes_every_connector_and_prints_the_summary() {
+    let ws = Workspace::new();
+    ws.source(
+        "endless",
+        &testkit_source(),
+        "created",
+        "total = 0\nbatch_size = 50",
+    );
+    let record = ws.path("out.jsonl");
+    ws.sink(
+        "audit",
+        &testkit_sink(),
+        "created",
+        &format!("record_path = \"{}\"", record.display()),
+    );
+    let mut child = std::process::Command::new(harness_binary())
+        .args([
+            "--json",
+            "run",
+            "--connectors-dir",
+            ws.connectors().to_str().unwrap(),
+        ])
+        .args([
+            "--state-dir",
+            ws.path("state").to_str().unwrap(),
+            "--duration",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded wait until messages flow, then an interrupt like Ctrl-C.
+    for _ in 0..200 {
+        if recorded(&record).len() >= 500 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        connector(&report, "endless")["messages_out"]
+            .as_u64()
+            .unwrap()
+            >= 500
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("closed source connector") && stderr.contains("closed sink connector"),
+        "{stderr}"
+    );
+}
