@@ -242,6 +242,7 @@ impl<T: Source + 'static> SourceRegistry<T> {
                 delivery,
                 Arc::clone(&instance.pending),
                 shutdown_rx,
+                POLICY,
             ));
             *lifecycle = Lifecycle::Running {
                 source,
@@ -386,6 +387,7 @@ async fn deliver_v2(
     bytes: &[u8],
     pending: &Pending,
     shutdown: &mut watch::Receiver<bool>,
+    policy: LoopPolicy,
 ) -> Outcome {
     let (sender, mut receiver) = oneshot::channel();
     *lock(pending) = Some(PendingBatch {
@@ -413,8 +415,8 @@ async fn deliver_v2(
         biased;
         result = &mut receiver => Outcome { result: result.unwrap_or(SourceBatchResult::Nack), shutting_down: false },
         _ = shutdown.changed() => Outcome { result: give_up(&mut receiver), shutting_down: true },
-        _ = tokio::time::sleep(POLICY.result_timeout) => {
-            warn!("no result for batch {batch_id} of source connector {id} within {:?}; Nack", POLICY.result_timeout);
+        _ = tokio::time::sleep(policy.result_timeout) => {
+            warn!("no result for batch {batch_id} of source connector {id} within {:?}; Nack", policy.result_timeout);
             Outcome { result: give_up(&mut receiver), shutting_down: false }
         }
     }
@@ -426,6 +428,7 @@ async fn poll_loop<T: Source>(
     delivery: Delivery,
     pending: Pending,
     mut shutdown: watch::Receiver<bool>,
+    policy: LoopPolicy,
 ) {
     let mut batch_id = 0u64;
     let mut consecutive_nacks = 0u32;
@@ -440,7 +443,7 @@ async fn poll_loop<T: Source>(
             Ok(Ok(batch)) => batch,
             failed => {
                 consecutive_poll_failures += 1;
-                let delay = POLICY.backoff_after(consecutive_poll_failures);
+                let delay = policy.backoff_after(consecutive_poll_failures);
                 match failed {
                     Ok(Err(error)) => error!(
                         "source connector {id} failed to poll: {error}; retrying in {delay:?}"
@@ -460,7 +463,7 @@ async fn poll_loop<T: Source>(
         if batch.messages.is_empty() && batch.state.is_none() {
             // Nothing for the runtime to store or save: the answer would be Ack.
             if !apply_result(id, &*source, SourceBatchResult::Ack).await
-                || !pause(&mut shutdown, POLICY.idle_pause).await
+                || !pause(&mut shutdown, policy.idle_pause).await
             {
                 break;
             }
@@ -486,7 +489,16 @@ async fn poll_loop<T: Source>(
                     }
                 }
                 Delivery::V2(callback) => {
-                    deliver_v2(id, batch_id, callback, &bytes, &pending, &mut shutdown).await
+                    deliver_v2(
+                        id,
+                        batch_id,
+                        callback,
+                        &bytes,
+                        &pending,
+                        &mut shutdown,
+                        policy,
+                    )
+                    .await
                 }
             },
         };
@@ -498,8 +510,8 @@ async fn poll_loop<T: Source>(
             continue;
         }
         consecutive_nacks += 1;
-        let delay = POLICY.backoff_after(consecutive_nacks);
-        if delay == POLICY.max_backoff {
+        let delay = policy.backoff_after(consecutive_nacks);
+        if delay == policy.max_backoff {
             error!(
                 "source connector {id}: {consecutive_nacks} batches in a row were not taken; retrying every {delay:?}"
             );
@@ -593,6 +605,9 @@ macro_rules! source_connector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Error, ProducedMessage, Schema};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     #[test]
     fn backoff_doubles_and_caps() {
@@ -601,5 +616,127 @@ mod tests {
             .collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1600, 3200, 5000, 5000]);
         assert_eq!(POLICY.backoff_after(u32::MAX), POLICY.max_backoff);
+    }
+
+    /// Produces one message per poll and records every result it is told.
+    #[derive(Default)]
+    struct Recorder {
+        polls: AtomicU32,
+        results: Mutex<Vec<SourceBatchResult>>,
+    }
+
+    #[async_trait]
+    impl Source for Recorder {
+        async fn open(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+        async fn poll(&self) -> Result<ProducedMessages, Error> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            Ok(ProducedMessages {
+                schema: Schema::Raw,
+                messages: vec![ProducedMessage {
+                    id: None,
+                    checksum: None,
+                    timestamp: None,
+                    origin_timestamp: None,
+                    headers: None,
+                    payload: b"x".to_vec(),
+                }],
+                state: None,
+            })
+        }
+        async fn on_batch_result(&self, result: SourceBatchResult) -> Result<(), Error> {
+            lock(&self.results).push(result);
+            Ok(())
+        }
+        async fn close(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    const FAST: LoopPolicy = LoopPolicy {
+        result_timeout: Duration::from_millis(50),
+        backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        idle_pause: Duration::from_millis(1),
+    };
+
+    extern "C" fn takes_and_never_answers(_: u32, _: u64, _: *const u8, _: usize) -> i32 {
+        0
+    }
+
+    extern "C" fn refuses(_: u32, _: u64, _: *const u8, _: usize) -> i32 {
+        1
+    }
+
+    extern "C" fn v1_takes(_: u32, _: *const u8, _: usize) {}
+
+    /// Runs the real poll loop until `results` has `count` entries.
+    fn run_until(delivery: Delivery, count: usize) -> (Arc<Recorder>, Vec<SourceBatchResult>) {
+        let source = Arc::new(Recorder::default());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (shutdown, receiver) = watch::channel(false);
+        let task = runtime.spawn(poll_loop(
+            7,
+            Arc::clone(&source),
+            delivery,
+            Pending::default(),
+            receiver,
+            FAST,
+        ));
+        for _ in 0..500 {
+            if lock(&source.results).len() >= count {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = shutdown.send(true);
+        runtime.block_on(task).unwrap();
+        let results = lock(&source.results).clone();
+        (source, results)
+    }
+
+    #[test]
+    fn an_unanswered_batch_times_out_as_nack_and_is_polled_again() {
+        let (source, results) = run_until(Delivery::V2(takes_and_never_answers), 2);
+        assert!(results.len() >= 2, "{results:?}");
+        assert!(
+            results.iter().all(|r| *r == SourceBatchResult::Nack),
+            "{results:?}"
+        );
+        assert!(source.polls.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[test]
+    fn a_batch_the_runtime_refuses_is_a_nack() {
+        let (_, results) = run_until(Delivery::V2(refuses), 3);
+        assert!(results.len() >= 3 && results.iter().all(|r| *r == SourceBatchResult::Nack));
+    }
+
+    #[test]
+    fn under_v1_the_callback_return_is_the_ack() {
+        let (_, results) = run_until(Delivery::V1(v1_takes), 3);
+        assert!(results.len() >= 3 && results.iter().all(|r| *r == SourceBatchResult::Ack));
+    }
+
+    #[test]
+    fn a_result_for_the_batch_in_flight_reaches_the_loop() {
+        let pending = Pending::default();
+        let (sender, mut receiver) = oneshot::channel();
+        *lock(&pending) = Some(PendingBatch {
+            id: 4,
+            result: sender,
+        });
+        assert!(
+            take_pending(&pending, 3).is_none(),
+            "another batch id is not taken"
+        );
+        let batch = take_pending(&pending, 4).expect("batch 4 is in flight");
+        batch.result.send(SourceBatchResult::Ack).unwrap();
+        assert_eq!(receiver.try_recv().unwrap(), SourceBatchResult::Ack);
+        assert!(take_pending(&pending, 4).is_none(), "taken once");
     }
 }

@@ -4,8 +4,8 @@
 //! as a sequence of u8 (length, then the bytes), so the wire is unchanged,
 //! but encoding and decoding become one copy instead of a call per byte.
 
-use iggy_common::{HeaderKey, HeaderValue};
 use crate::{ConnectorState, Payload, Schema};
+use iggy_common::{HeaderKey, HeaderValue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
