@@ -258,7 +258,7 @@ fn ctrl_c_closes_every_connector_and_prints_the_summary() {
         "created",
         &format!("record_path = \"{}\"", record.display()),
     );
-    let mut child = std::process::Command::new(harness_binary())
+    let child = std::process::Command::new(harness_binary())
         .args([
             "--json",
             "run",

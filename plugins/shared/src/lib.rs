@@ -11,6 +11,9 @@ pub mod secret;
 #[cfg(feature = "nats")]
 pub mod nats;
 
+#[cfg(feature = "s2")]
+pub mod s2;
+
 pub use counters::{Counter, Counters, RateLog};
 pub use error_class::{Classify, ErrorClass, classify_http_status, parse_retry_after};
 pub use retry::{RetryError, RetryErrorKind, RetryPolicy, retry};

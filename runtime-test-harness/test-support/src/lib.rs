@@ -4,8 +4,11 @@
 //! in temp dirs, harness runs with JSON reports, and real servers started on
 //! loopback and stopped by PID.
 
+pub mod flink;
+pub mod influxdb;
 pub mod nats;
 pub mod process;
+pub mod s2;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

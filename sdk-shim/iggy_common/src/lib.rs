@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::de::Error as _;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::{self, Display, Formatter};
 use std::hash::{Hash, Hasher};
@@ -391,20 +392,35 @@ impl<T: Eq> PartialOrd for HeaderField<T> {
     }
 }
 
+/// Base64 of the longest valid field (255 bytes) fits in 340 characters.
+const ENCODED_MAX: usize = 340;
+
 impl<T> Serialize for HeaderField<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut fields = serializer.serialize_struct("HeaderField", 2)?;
         fields.serialize_field("kind", &self.kind)?;
-        fields.serialize_field("value", &STANDARD.encode(&self.value))?;
+        // Encoded on the stack: headers are on every message's hot path.
+        let mut buffer = [0u8; ENCODED_MAX];
+        match STANDARD.encode_slice(&self.value, &mut buffer) {
+            Ok(len) => {
+                let text =
+                    std::str::from_utf8(&buffer[..len]).map_err(serde::ser::Error::custom)?;
+                fields.serialize_field("value", text)?;
+            }
+            // Only a field built from an over-long wire value gets here.
+            Err(_) => fields.serialize_field("value", &STANDARD.encode(&self.value))?,
+        }
         fields.end()
     }
 }
 
 #[derive(Deserialize)]
 #[serde(rename = "HeaderField")]
-struct WireField {
+struct WireField<'a> {
     kind: HeaderKind,
-    value: String,
+    /// Borrowed where the format allows (postcard does), so no text copy is made.
+    #[serde(borrow)]
+    value: Cow<'a, str>,
 }
 
 impl<'de, T> Deserialize<'de> for HeaderField<T> {

@@ -4,7 +4,7 @@
 //! before every run; medians are reported, since the machine is shared.
 //!
 //! cargo build --release -p iggy_connector_nats_jetstream_sink -p iggy-harness
-//! cargo run --release -p iggy_connector_nats_jetstream_sink --example bench [messages]
+//! cargo run --release -p iggy_connector_nats_jetstream_sink --example nats_sink_bench [messages]
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
 use harness_test_support::nats::NatsServer;

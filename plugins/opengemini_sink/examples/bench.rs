@@ -1,0 +1,185 @@
+//! Benchmark: the sink through the harness (in process) against the raw
+//! ceiling, in one process, against one influxd (InfluxDB 1.6, openGemini's
+//! write API). The raw ceiling posts the same points, already formatted as
+//! line protocol, from one reqwest client over one connection, in requests
+//! of the same size, each awaited before the next, as the sink's `consume`
+//! must. For Iggy batches (= requests) of 5000 and of 1000 points, raw runs
+//! and plugin runs (default, then `pipelined_writes`) alternate, three of
+//! each, on a freshly recreated database; medians are reported, since the
+//! machine is shared. `bench_sink` stops its clock before `close`, where a
+//! pipelined sink writes its last batch: that figure is corrected by adding
+//! one raw request's time.
+//!
+//! cargo build --release -p iggy_connector_opengemini_sink -p iggy-harness
+//! cargo run --release -p iggy_connector_opengemini_sink --example bench [messages]
+
+use harness_test_support::influxdb::InfluxServer;
+use iggy_harness::bench::{BenchOptions, BenchReport, bench_sink};
+use iggy_harness::topic_io::generated_payload;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const BATCHES: [usize; 2] = [5000, 1000];
+const PAYLOAD: usize = 100;
+const ROUNDS: usize = 3;
+const DATABASE: &str = "bench";
+
+/// The points the sink writes for the harness's generated payloads
+/// (`{"seq":n,"pad":"xx…"}`), as request bodies of `batch` lines.
+fn raw_bodies(messages: u64, batch: usize) -> Vec<Vec<u8>> {
+    let start = 1_700_000_000_000_000_000u64;
+    let lines: Vec<String> = (0..messages)
+        .map(|seq| {
+            let payload: serde_json::Value =
+                serde_json::from_slice(&generated_payload(seq, PAYLOAD)).expect("payload");
+            let pad = payload["pad"].as_str().unwrap_or_default();
+            format!("bench pad=\"{pad}\",seq={seq}i {}\n", start + seq)
+        })
+        .collect();
+    lines
+        .chunks(batch)
+        .map(|chunk| chunk.concat().into_bytes())
+        .collect()
+}
+
+/// Posts every body in turn from one client; points per second.
+async fn raw_write(client: &reqwest::Client, url: &str, bodies: &[Vec<u8>]) -> f64 {
+    let points: usize = bodies
+        .iter()
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .sum();
+    let started = Instant::now();
+    for body in bodies {
+        let response = client
+            .post(url)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("raw write");
+        assert_eq!(response.status().as_u16(), 204, "raw write refused");
+    }
+    points as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn connector_file(dir: &Path, library: &Path, url: &str, batch: usize, pipelined: bool) -> PathBuf {
+    let path = dir.join(format!("opengemini_sink_{batch}_{pipelined}.toml"));
+    let text = format!(
+        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nname = \"bench\"\npath = \"{}\"\n\
+         [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"json\"\n\
+         [plugin_config]\nurl = \"{url}\"\ndatabase = \"{DATABASE}\"\nbatch_size = {batch}\n\
+         pipelined_writes = {pipelined}\n\
+         [plugin_config.mapping]\nmeasurement = \"bench\"\n",
+        library.display()
+    );
+    std::fs::write(&path, text).expect("connector file");
+    path
+}
+
+fn main() {
+    let messages: u64 = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = InfluxServer::start(dir.path());
+    let fresh_database = || {
+        server.execute(&format!("DROP DATABASE \"{DATABASE}\""));
+        server.execute(&format!("CREATE DATABASE \"{DATABASE}\""));
+    };
+    // reqwest is built without a crypto provider (plain HTTP needs none,
+    // but building a client does).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Multi-threaded and driven by `block_on` from this thread, as the SDK
+    // runs a plugin's `consume`, so both pay the same hand-offs between
+    // the caller and the connection task.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let write_url = format!("{}/write?db={DATABASE}&precision=ns", server.url());
+    let library = harness_test_support::build_dir().join("libiggy_connector_opengemini_sink.so");
+    println!(
+        "openGemini sink vs raw line-protocol writes: {messages} points of {PAYLOAD} B payloads, \
+         InfluxDB 1.6 on loopback, median of {ROUNDS}"
+    );
+    for batch in BATCHES {
+        let bodies = raw_bodies(messages, batch);
+        let options = |pipelined| BenchOptions {
+            messages,
+            batch,
+            payload_size: PAYLOAD,
+            connector: Some(connector_file(
+                dir.path(),
+                &library,
+                &server.url(),
+                batch,
+                pipelined,
+            )),
+        };
+        let (sequential, pipelined) = (options(false), options(true));
+        // A warm-up of each, unmeasured.
+        fresh_database();
+        runtime.block_on(raw_write(
+            &client,
+            &write_url,
+            &bodies[..bodies.len().min(4)],
+        ));
+        fresh_database();
+        bench_sink(&library, &sequential).expect("plugin warm-up");
+
+        let (mut raw, mut plugin, mut overlapped) = (Vec::new(), Vec::new(), Vec::new());
+        let mut reports = Vec::<BenchReport>::new();
+        for _ in 0..ROUNDS {
+            fresh_database();
+            let raw_rate = runtime.block_on(raw_write(&client, &write_url, &bodies));
+            raw.push(raw_rate);
+            fresh_database();
+            let report = bench_sink(&library, &sequential).expect("plugin bench");
+            plugin.push(report.messages_per_sec);
+            reports.push(report);
+            fresh_database();
+            let report = bench_sink(&library, &pipelined).expect("pipelined bench");
+            let seconds = messages as f64 / report.messages_per_sec + batch as f64 / raw_rate;
+            overlapped.push(messages as f64 / seconds);
+            let counted = server.select(DATABASE, "SELECT COUNT(seq) FROM bench");
+            assert_eq!(
+                counted[0]["count"].as_u64(),
+                Some(messages),
+                "the pipelined sink wrote every point by close"
+            );
+        }
+        let raw_median = median(raw.clone());
+        let (plugin_median, overlapped_median) =
+            (median(plugin.clone()), median(overlapped.clone()));
+        println!("batches and requests of {batch} points:");
+        println!("  raw reqwest, one connection   {raw_median:>9.0} points/s  {raw:.0?}");
+        println!(
+            "  plugin through the harness    {plugin_median:>9.0} points/s  {plugin:.0?}  ratio {:.2}",
+            plugin_median / raw_median
+        );
+        println!(
+            "  plugin, pipelined_writes      {overlapped_median:>9.0} points/s  {overlapped:.0?}  ratio {:.2}",
+            overlapped_median / raw_median
+        );
+        if let Some(report) = reports.iter().find(|r| r.messages_per_sec == plugin_median) {
+            println!("  plugin (default) run at the median, by stage:");
+            for stage in &report.stages {
+                println!(
+                    "    {:<28} {:>9.1} ns/point",
+                    stage.name, stage.ns_per_message
+                );
+            }
+        }
+    }
+}

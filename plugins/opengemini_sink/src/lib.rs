@@ -1,0 +1,270 @@
+//! Apache Iggy connector: writes Iggy messages as points into openGemini
+//! (InfluxDB 1.x line protocol over HTTP). See README.md for settings,
+//! mapping rules and guarantees.
+
+mod batch;
+mod client;
+mod config;
+mod line_protocol;
+mod mapping;
+mod validate;
+mod writer;
+
+use async_trait::async_trait;
+use batch::LineBatch;
+use client::Client;
+use config::SinkConfig;
+use iggy_connector_sdk::{
+    ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata, sink_connector,
+};
+use iggy_connector_shared::{Counters, RateLog};
+use mapping::{Mapper, Origin};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::{JoinError, JoinHandle};
+use writer::Outcome;
+
+sink_connector!(OpenGeminiSink);
+
+const COUNTERS: [&str; 6] = [
+    "points_written",
+    "requests",
+    "split_requests",
+    "invalid_records",
+    "refused_points",
+    "failed_batches",
+];
+
+/// Invalid records logged one by one per batch; the rest are summarised.
+const INVALID_LOGGED: usize = 20;
+
+struct Connected {
+    client: Arc<Client>,
+    mapper: Mapper,
+}
+
+pub struct OpenGeminiSink {
+    id: u32,
+    config: SinkConfig,
+    connected: Option<Connected>,
+    /// With `pipelined_writes`: the write of the last batch handed over.
+    in_flight: tokio::sync::Mutex<Option<JoinHandle<Outcome>>>,
+    counters: Counters,
+    rate_log: RateLog,
+}
+
+impl OpenGeminiSink {
+    pub fn new(id: u32, config: SinkConfig) -> Self {
+        Self {
+            id,
+            config,
+            connected: None,
+            in_flight: tokio::sync::Mutex::new(None),
+            counters: Counters::new(&COUNTERS),
+            rate_log: RateLog::new(),
+        }
+    }
+
+    /// Pings every endpoint, naming the server behind each; fails only when
+    /// none answers.
+    async fn ping_endpoints(&self, client: &Client) -> Result<(), Error> {
+        let mut failures = Vec::new();
+        for (index, name) in client.endpoint_names().enumerate() {
+            match client.ping(index).await {
+                Ok(server) => tracing::info!("openGemini sink {}: {name} is {server}", self.id),
+                Err(error) => {
+                    tracing::warn!("openGemini sink {}: ping failed: {error}", self.id);
+                    failures.push(error.to_string());
+                }
+            }
+        }
+        if failures.len() == client.endpoint_names().count() {
+            return Err(Error::Connection(format!(
+                "no endpoint answered /ping: {}",
+                failures.join("; ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Maps every message, leaving out (and reporting) those that cannot be points.
+    fn map(
+        &self,
+        mapper: &Mapper,
+        topic: &TopicMetadata,
+        partition: u32,
+        messages: &[ConsumedMessage],
+    ) -> LineBatch {
+        let origin = Origin {
+            stream: &topic.stream,
+            topic: &topic.topic,
+            partition: partition.to_string(),
+        };
+        let bytes = messages.len().saturating_mul(128);
+        let mut batch = LineBatch::with_capacity(messages.len(), bytes);
+        let mut invalid = Vec::new();
+        for message in messages {
+            if let Err(reason) = mapper.append(&origin, message, &mut batch) {
+                if invalid.len() < INVALID_LOGGED {
+                    tracing::warn!(
+                        "openGemini sink {}: the message at offset {} of {}/{} partition {partition} is not written: {reason}",
+                        self.id,
+                        message.offset,
+                        topic.stream,
+                        topic.topic
+                    );
+                }
+                invalid.push(message.offset);
+            }
+        }
+        if invalid.len() > INVALID_LOGGED {
+            tracing::warn!(
+                "openGemini sink {}: {} more invalid messages of {}/{} partition {partition}, offsets {}..={}",
+                self.id,
+                invalid.len() - INVALID_LOGGED,
+                topic.stream,
+                topic.topic,
+                invalid[INVALID_LOGGED],
+                invalid[invalid.len() - 1]
+            );
+        }
+        self.counters.add("invalid_records", invalid.len() as u64);
+        batch
+    }
+
+    /// Counts and reports a batch's writes; `Err` when a point was not written.
+    fn settle(&self, outcome: Outcome) -> Result<(), Error> {
+        self.counters.add("points_written", outcome.written as u64);
+        self.counters.add("requests", outcome.requests as u64);
+        self.counters.add("split_requests", outcome.splits as u64);
+        self.rate_log
+            .maybe_log("opengemini_sink", &self.counters, Duration::from_secs(30));
+        for refused in &outcome.refused {
+            self.counters.add("refused_points", refused.points as u64);
+            tracing::error!(
+                "openGemini sink {}: a request of {} points (offsets {}..={}) was refused and is not retried: {}",
+                self.id,
+                refused.points,
+                refused.first_offset,
+                refused.last_offset,
+                refused.reason
+            );
+        }
+        if let Some(stopped) = outcome.stopped {
+            self.counters.add("failed_batches", 1);
+            return Err(Error::CannotStoreData(format!(
+                "{} points (offsets {}..={}) not written: {}",
+                stopped.points, stopped.first_offset, stopped.last_offset, stopped.reason
+            )));
+        }
+        if let Some(first) = outcome.refused.first() {
+            self.counters.add("failed_batches", 1);
+            let points: usize = outcome.refused.iter().map(|r| r.points).sum();
+            return Err(Error::PermanentHttpError(format!(
+                "{points} points in {} request(s) refused, first at offsets {}..={}: {}",
+                outcome.refused.len(),
+                first.first_offset,
+                first.last_offset,
+                first.reason
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for OpenGeminiSink {
+    async fn open(&mut self) -> Result<(), Error> {
+        self.config.validate().map_err(Error::InvalidConfigValue)?;
+        let mapper = Mapper::new(&self.config.mapping, self.config.precision)
+            .map_err(Error::InvalidConfigValue)?;
+        let client = Arc::new(Client::new(&self.config).map_err(Error::InvalidConfigValue)?);
+        self.ping_endpoints(&client).await?;
+        writer::ensure_database(&client, &self.config.database, self.config.create_database)
+            .await
+            .map_err(Error::InitError)?;
+        tracing::info!(
+            "openGemini sink {} writes to database `{}` on {} in requests of {} points",
+            self.id,
+            self.config.database,
+            client.endpoint_names().collect::<Vec<_>>().join(", "),
+            self.config.batch_size
+        );
+        self.connected = Some(Connected { client, mapper });
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        topic: &TopicMetadata,
+        metadata: MessagesMetadata,
+        messages: Vec<ConsumedMessage>,
+    ) -> Result<(), Error> {
+        let connected = self
+            .connected
+            .as_ref()
+            .ok_or_else(|| Error::InitError("the sink is not open".into()))?;
+        let batch = self.map(&connected.mapper, topic, metadata.partition_id, &messages);
+        if !self.config.pipelined_writes {
+            let write = writer::write_batch(
+                &connected.client,
+                &batch,
+                self.config.batch_size,
+                self.config.create_database,
+            );
+            // Freeing thousands of parsed payloads takes a while: do it once
+            // the first request is on its way, while the server works.
+            let (outcome, ()) = tokio::join!(write, async move { drop(messages) });
+            return self.settle(outcome);
+        }
+        let mut in_flight = self.in_flight.lock().await;
+        // Writes stay in order: this batch's starts once the previous one's ended.
+        let previous = match in_flight.take() {
+            Some(previous) => {
+                let (outcome, ()) = tokio::join!(previous, async move { drop(messages) });
+                joined(outcome)
+                    .and_then(|outcome| self.settle(outcome))
+                    .map_err(previous_batch_failed)
+            }
+            None => Ok(()),
+        };
+        // Handed over even when the previous write failed: a runtime that
+        // commits on poll will not deliver this batch again; one that does
+        // rewrites the same points.
+        let client = Arc::clone(&connected.client);
+        let (batch_size, create_database) = (self.config.batch_size, self.config.create_database);
+        *in_flight = Some(tokio::spawn(async move {
+            writer::write_batch(&client, &batch, batch_size, create_database).await
+        }));
+        previous
+    }
+
+    async fn close(&mut self) -> Result<(), Error> {
+        let result = match self.in_flight.get_mut().take() {
+            Some(last) => joined(last.await)
+                .and_then(|outcome| self.settle(outcome))
+                .map_err(previous_batch_failed),
+            None => Ok(()),
+        };
+        if let Err(error) = &result {
+            tracing::error!("openGemini sink {}: at close: {error}", self.id);
+        }
+        self.connected = None;
+        tracing::info!(
+            "openGemini sink {} closed: {}",
+            self.id,
+            self.counters.summary()
+        );
+        result
+    }
+}
+
+fn joined(result: Result<Outcome, JoinError>) -> Result<Outcome, Error> {
+    result.map_err(|error| Error::CannotStoreData(format!("the write task failed: {error}")))
+}
+
+fn previous_batch_failed(error: Error) -> Error {
+    Error::CannotStoreData(format!(
+        "the previous batch, written in the background (pipelined_writes), failed: {error}"
+    ))
+}

@@ -1,0 +1,444 @@
+//! The sink against a real InfluxDB 1.6 (the Debian package), the stand-in
+//! for openGemini's write and query API, started per test on free loopback
+//! ports and driven through the real harness binary. Points are read back
+//! through `/query`; request counts come from InfluxDB's `/debug/vars`.
+
+use harness_test_support::influxdb::{InfluxOptions, InfluxServer};
+use harness_test_support::*;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Output;
+
+fn sink_library() -> PathBuf {
+    plugin("iggy_connector_opengemini_sink")
+}
+
+fn connection(server: &InfluxServer, database: &str) -> String {
+    format!(
+        "url = \"{}\"\ndatabase = \"{database}\"\ntimeout = \"5s\"\n",
+        server.url()
+    )
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_ran(output: &Output, report: &Value) {
+    assert!(output.status.success(), "{report}\n{}", stderr(output));
+}
+
+/// A sink connector file whose stream has its own `schema`.
+fn sink_with_schema(ws: &Workspace, key: &str, topic: &str, schema: &str, plugin_config: &str) {
+    let text = format!(
+        "type = \"sink\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
+         [[streams]]\nstream = \"orders\"\ntopics = [\"{topic}\"]\nschema = \"{schema}\"\nbatch_length = 100\npoll_interval = \"2ms\"\n\n\
+         [plugin_config]\n{plugin_config}\n",
+        sink_library().display()
+    );
+    std::fs::write(ws.connectors().join(format!("{key}.toml")), text).unwrap();
+}
+
+/// `check` on one connector file: exit code and the JSON report as text.
+fn check(ws: &Workspace, key: &str) -> (Option<i32>, String) {
+    let file = ws.connectors().join(format!("{key}.toml"));
+    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+fn count(server: &InfluxServer, database: &str, query: &str) -> u64 {
+    server
+        .select(database, query)
+        .first()
+        .and_then(|row| row.get("count"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+
+#[test]
+fn json_messages_become_points_with_tags_fields_and_iggy_times() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"shop\"");
+    let lines: String = (0..300)
+        .map(|i| {
+            let region = REGIONS[i % 3];
+            let envelope = json!({
+                "headers": {"tenant": "acme corp"},
+                "payload": {
+                    "order": i,
+                    "region": region,
+                    "amount": i as f64 * 1.5 + 0.25,
+                    "paid": i % 2 == 0,
+                    "note": format!("line {i}\nnext, \"quoted\" \\ end"),
+                    "customer": {"name": format!("c{i}"), "vip": i % 5 == 0},
+                    "items": [i, i + 1],
+                    "gone": null,
+                },
+            });
+            format!("{envelope}\n")
+        })
+        .collect();
+    ws.produce_lines("created", &lines, true);
+    let config = format!(
+        "{}[plugin_config.mapping]\nmeasurement = \"orders\"\ntags = [\"region\"]\nheader_tags = [\"tenant\"]\nmetadata_tags = [\"topic\", \"partition\"]\n",
+        connection(&server, "shop")
+    );
+    ws.sink("to_gemini", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(connector(&report, "to_gemini")["messages_out"], 300);
+
+    let messages = ws.dump("created");
+    let mut rows = server.select("shop", "SELECT * FROM orders");
+    assert_eq!(rows.len(), 300, "one point per message");
+    rows.sort_by_key(|row| row["order"].as_u64());
+    for (i, (row, message)) in rows.iter().zip(&messages).enumerate() {
+        let offset = message["offset"].as_u64().unwrap();
+        assert_eq!(offset, i as u64);
+        // The Iggy time (µs), plus the offset in the nanoseconds.
+        let expected_time = message["timestamp"].as_u64().unwrap() * 1000 + offset % 1000;
+        assert_eq!(row["time"], json!(expected_time), "row {i}");
+        assert_eq!(row["region"], json!(REGIONS[i % 3]));
+        assert_eq!(row["tenant"], json!("acme corp"));
+        assert_eq!(row["iggy_topic"], json!("created"));
+        assert_eq!(row["iggy_partition"], json!("1"));
+        assert_eq!(row["amount"].as_f64(), Some(i as f64 * 1.5 + 0.25));
+        assert_eq!(row["paid"], json!(i % 2 == 0));
+        // Line breaks travel as the two characters `\n`.
+        assert_eq!(
+            row["note"],
+            json!(format!("line {i}\\nnext, \"quoted\" \\ end"))
+        );
+        assert_eq!(row["customer_name"], json!(format!("c{i}")));
+        assert_eq!(row["customer_vip"], json!(i % 5 == 0));
+        assert_eq!(row["items"], json!(format!("[{i},{}]", i + 1)));
+        assert!(!row.contains_key("gone"), "null fields are left out");
+    }
+    // Integers stay integers: an integer field rejects a float.
+    let types = server.select("shop", "SHOW FIELD KEYS FROM orders");
+    let type_of = |key: &str| {
+        types
+            .iter()
+            .find(|row| row["fieldKey"] == key)
+            .map(|row| row["fieldType"].clone())
+    };
+    assert_eq!(type_of("order"), Some(json!("integer")));
+    assert_eq!(type_of("amount"), Some(json!("float")));
+}
+
+#[test]
+fn payload_times_are_written_in_the_configured_precision() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"metrics\"");
+    let lines: String = (0..50)
+        .map(|i| {
+            format!(
+                "{{\"host\":\"h{}\",\"at\":{},\"cpu\":{i}.5}}\n",
+                i % 2,
+                1_700_000_000_000u64 + i
+            )
+        })
+        .collect();
+    ws.produce_lines("cpu", &lines, false);
+    let config = format!(
+        "{}precision = \"us\"\n[plugin_config.mapping]\nmeasurement = \"cpu\"\ntimestamp_field = \"at\"\ntimestamp_unit = \"ms\"\ntags = [\"host\"]\n",
+        connection(&server, "metrics")
+    );
+    ws.sink("cpu", &sink_library(), "cpu", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    let rows = server.select("metrics", "SELECT * FROM cpu");
+    assert_eq!(rows.len(), 50);
+    for row in rows {
+        let cpu = row["cpu"].as_f64().unwrap();
+        let i = cpu.floor() as u64;
+        assert_eq!(row["time"], json!((1_700_000_000_000u64 + i) * 1_000_000));
+        assert_eq!(row["host"], json!(format!("h{}", i % 2)));
+        assert!(
+            !row.contains_key("at"),
+            "the time field is not also a field"
+        );
+    }
+}
+
+#[test]
+fn credentials_are_checked_at_open_and_never_shown() {
+    let ws = Workspace::new();
+    let password = "Adm1n-pass!";
+    let server = InfluxServer::start_with_auth(ws.dir.path(), "admin", password);
+    server.execute("CREATE DATABASE \"secure\"");
+    ws.produce("created", 40);
+    for (key, scheme) in [("basic", "basic"), ("query", "query")] {
+        let config = format!(
+            "{}username = \"admin\"\npassword = \"{password}\"\nauth_scheme = \"{scheme}\"\n[plugin_config.mapping]\nmeasurement = \"with_{key}\"\n",
+            connection(&server, "secure")
+        );
+        ws.sink(key, &sink_library(), "created", &config);
+    }
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(
+        count(&server, "secure", "SELECT COUNT(seq) FROM with_basic"),
+        40
+    );
+    assert_eq!(
+        count(&server, "secure", "SELECT COUNT(seq) FROM with_query"),
+        40
+    );
+    assert!(!stderr(&output).contains(password));
+
+    let before = server.http_stat("authFail");
+    let wrong = "Wr0ng-pass?";
+    let cases = [
+        format!("username = \"admin\"\npassword = \"{wrong}\"\n"),
+        format!("username = \"admin\"\npassword = \"{wrong}\"\nauth_scheme = \"query\"\n"),
+        String::new(),
+    ];
+    for (index, credentials) in cases.iter().enumerate() {
+        let key = format!("refused{index}");
+        let config = format!("{}{credentials}", connection(&server, "secure"));
+        ws.sink(&key, &sink_library(), "created", &config);
+        let (code, text) = check(&ws, &key);
+        assert_eq!(code, Some(1), "case {index}: {text}");
+        assert!(text.contains("answered 401"), "case {index}: {text}");
+        assert!(text.contains("not retried"), "case {index}: {text}");
+        assert!(!text.contains(wrong) && !text.contains(password), "{text}");
+    }
+    assert_eq!(
+        server.http_stat("authFail") - before,
+        3,
+        "one login per refused open: credentials are never retried"
+    );
+}
+
+#[test]
+fn gzip_requests_are_written() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"packed\"");
+    ws.produce("created", 500);
+    let config = format!("{}gzip = true\n", connection(&server, "packed"));
+    ws.sink("gzip", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(
+        count(&server, "packed", "SELECT COUNT(seq) FROM created"),
+        500
+    );
+    let rows = server.select("packed", "SELECT seq FROM created WHERE seq = 123");
+    assert_eq!(rows.len(), 1);
+}
+
+#[test]
+fn a_missing_database_is_created_when_allowed_and_named_otherwise() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    ws.produce("created", 20);
+    ws.sink(
+        "strict",
+        &sink_library(),
+        "created",
+        &connection(&server, "fresh"),
+    );
+    let (code, text) = check(&ws, "strict");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("database `fresh` does not take writes"),
+        "{text}"
+    );
+    assert!(text.contains("set create_database = true"), "{text}");
+    std::fs::remove_file(ws.connectors().join("strict.toml")).unwrap();
+
+    let config = format!("{}create_database = true\n", connection(&server, "fresh"));
+    ws.sink("creator", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert!(stderr(&output).contains("created database `fresh`"));
+    assert_eq!(
+        count(&server, "fresh", "SELECT COUNT(seq) FROM created"),
+        20
+    );
+}
+
+#[test]
+fn a_type_conflict_is_permanent_reported_with_offsets_and_not_retried() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"typed\"");
+    let lines: String = (0..10)
+        .map(|i| match i {
+            5 => "{\"v\":\"five\"}\n".to_string(),
+            _ => format!("{{\"v\":{i}}}\n"),
+        })
+        .collect();
+    ws.produce_lines("created", &lines, false);
+    // One request per batch, so the whole batch is refused together.
+    ws.sink(
+        "typed",
+        &sink_library(),
+        "created",
+        &connection(&server, "typed"),
+    );
+    let before = server.http_stat("writeReq");
+    let (output, report) = ws.run(&["--max-attempts", "2"]);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let log = stderr(&output);
+    assert!(log.contains("partial write"), "{log}");
+    assert!(log.contains("(offsets 0..=9) was refused"), "{log}");
+    let failure = connector(&report, "typed")["failure"].as_str().unwrap();
+    assert!(failure.contains("failed 2 times"), "{failure}");
+    // The open probe, then one request per consume: the sink never retries a 400.
+    assert_eq!(server.http_stat("writeReq") - before, 3);
+    // InfluxDB keeps the points of a partial write that had no conflict.
+    assert_eq!(count(&server, "typed", "SELECT COUNT(v) FROM created"), 9);
+}
+
+#[test]
+fn requests_hold_at_most_batch_size_points() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"split\"");
+    ws.produce("created", 250);
+    let config = format!("{}batch_size = 7\n", connection(&server, "split"));
+    ws.sink("split", &sink_library(), "created", &config);
+    let before = server.http_stat("writeReq");
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(
+        count(&server, "split", "SELECT COUNT(seq) FROM created"),
+        250
+    );
+    // Iggy batches of 100, 100, 50: 15 + 15 + 8 requests, plus the open probe.
+    assert_eq!(server.http_stat("writeReq") - before, 39);
+}
+
+#[test]
+fn bodies_over_the_server_limit_are_split_after_413() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start_with(
+        ws.dir.path(),
+        &InfluxOptions {
+            max_body_size: Some(8192),
+            ..InfluxOptions::default()
+        },
+    );
+    server.execute("CREATE DATABASE \"small\"");
+    ws.produce("created", 300);
+    ws.sink(
+        "halves",
+        &sink_library(),
+        "created",
+        &connection(&server, "small"),
+    );
+    let before = server.http_stat("writeReq");
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(
+        count(&server, "small", "SELECT COUNT(seq) FROM created"),
+        300
+    );
+    // ~13 KiB per batch of 100: 413, then two halves; plus the open probe.
+    assert_eq!(server.http_stat("writeReq") - before, 10);
+    assert_eq!(connector(&report, "halves")["retries"], 0);
+}
+
+#[test]
+fn a_replayed_topic_overwrites_its_points_instead_of_adding_any() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"replay\"");
+    ws.produce("created", 1000);
+    let config = connection(&server, "replay");
+    ws.sink("first", &sink_library(), "created", &config);
+    // Every second batch is delivered twice, as after a crash before the commit.
+    let (output, report) = ws.run(&["--fault", "redeliver-every=2"]);
+    assert_ran(&output, &report);
+    let query = "SELECT COUNT(seq) FROM created";
+    assert_eq!(count(&server, "replay", query), 1000);
+
+    // Another consumer group replays the whole topic.
+    std::fs::remove_file(ws.connectors().join("first.toml")).unwrap();
+    ws.sink("second", &sink_library(), "created", &config);
+    let before = server.http_stat("writeReq");
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(connector(&report, "second")["messages_out"], 1000);
+    assert!(
+        server.http_stat("writeReq") - before >= 10,
+        "the replay was written"
+    );
+    assert_eq!(
+        count(&server, "replay", query),
+        1000,
+        "and changed no count"
+    );
+    let sums = server.select("replay", "SELECT SUM(seq) FROM created");
+    assert_eq!(sums[0]["sum"], json!(999 * 1000 / 2));
+}
+
+#[test]
+fn text_payloads_pass_through_and_bad_records_are_reported() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"lines\"");
+    // produce_lines stores each line as one message; JSON strings carry
+    // the multi-line texts.
+    let texts = [
+        "disk,host=a used=1i 1700000000000000000",
+        "disk,host=b used=2i 1700000000000000000\ndisk,host=c used=3i 1700000000000000000",
+        "disk,host=d used=4u 1700000000000000000",
+        "disk,host=e used=5i",
+        "disk,host=f free=\"x\" 1700000000000000000\nnot a line",
+    ];
+    let lines: String = texts
+        .iter()
+        .map(|text| format!("{{\"payload\":{}}}\n", json!(text)))
+        .collect();
+    ws.produce_lines("raw", &lines, true);
+    sink_with_schema(&ws, "text", "raw", "text", &connection(&server, "lines"));
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    let log = stderr(&output);
+    assert!(
+        log.contains("offset 2 of orders/raw partition 1 is not written: line 1")
+            && log.contains("unsigned"),
+        "{log}"
+    );
+    assert!(
+        log.contains("offset 4 of orders/raw partition 1 is not written: line 2"),
+        "{log}"
+    );
+    let rows = server.select("lines", "SELECT used FROM disk GROUP BY host");
+    let hosts: Vec<&str> = rows.iter().filter_map(|r| r["host"].as_str()).collect();
+    assert_eq!(hosts, ["a", "b", "c", "e"]);
+    let message_time = ws.dump("raw")[3]["timestamp"].as_u64().unwrap() * 1000 + 3;
+    assert_eq!(
+        rows[3]["time"],
+        json!(message_time),
+        "a line without a time gets the message's"
+    );
+}
+
+#[test]
+fn pipelined_writes_have_every_point_written_by_close() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"piped\"");
+    ws.produce("created", 1000);
+    let config = format!("{}pipelined_writes = true\n", connection(&server, "piped"));
+    ws.sink("piped", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(connector(&report, "piped")["messages_out"], 1000);
+    assert_eq!(
+        count(&server, "piped", "SELECT COUNT(seq) FROM created"),
+        1000
+    );
+}

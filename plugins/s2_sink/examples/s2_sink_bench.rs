@@ -1,0 +1,117 @@
+//! Benchmark: the S2 sink through the harness against raw s2-sdk appends,
+//! in one process, against one in-memory s2-lite. Raw appends use the same
+//! conditional append (`match_seq_num`) as the sink and 1000 records of
+//! 1 KiB per append; runs alternate, three each, each on a fresh stream,
+//! and medians are reported (the machine is shared).
+//!
+//! cargo build --release -p iggy_connector_s2_sink -p iggy-harness
+//! cargo run --release -p iggy_connector_s2_sink --example s2_sink_bench [messages]
+
+use harness_test_support::s2::S2Lite;
+use iggy_harness::bench::{BenchOptions, bench_sink};
+use s2_sdk::types::{
+    AppendInput, AppendRecord, AppendRecordBatch, BasinName, CreateStreamInput, S2Config,
+    S2Endpoints,
+};
+use s2_sdk::{S2, S2Basin};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const BASIN: &str = "bench-basin";
+const PAYLOAD: usize = 1024;
+const BATCH: u64 = 1000;
+const ROUNDS: usize = 3;
+
+async fn raw_append(basin: &S2Basin, stream: &str, count: u64) -> f64 {
+    let name = stream.parse().expect("stream name");
+    basin
+        .create_stream(CreateStreamInput::new(name))
+        .await
+        .expect("create stream");
+    let stream = basin.stream(stream.parse().expect("stream name"));
+    let body = vec![b'x'; PAYLOAD];
+    let started = Instant::now();
+    let mut tail = 0u64;
+    while tail < count {
+        let n = BATCH.min(count - tail);
+        let records = (0..n).map(|_| AppendRecord::new(body.clone()).expect("record"));
+        let batch = AppendRecordBatch::try_from_iter(records).expect("batch");
+        let ack = stream
+            .append(AppendInput::new(batch).with_match_seq_num(tail))
+            .await
+            .expect("append");
+        tail = ack.end.seq_num;
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+fn connector_file(dir: &Path, library: &Path, endpoint: &str, stream: &str) -> PathBuf {
+    let path = dir.join(format!("{stream}.toml"));
+    let text = format!(
+        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nname = \"bench\"\npath = \"{}\"\n\
+         [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"raw\"\n\
+         [plugin_config]\naccess_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstream = \"{stream}\"\n\
+         [plugin_config.create_stream]\n",
+        library.display()
+    );
+    std::fs::write(&path, text).expect("connector file");
+    path
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let messages: u64 = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = S2Lite::start(dir.path(), &[BASIN]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let basin = {
+        let _inside = runtime.enter();
+        let config = S2Config::new("bench")
+            .with_endpoints(S2Endpoints::for_endpoint(&server.endpoint()).expect("endpoint"))
+            .with_rustls_ring_crypto_provider();
+        S2::new(config)
+            .expect("client")
+            .basin(BASIN.parse::<BasinName>().expect("basin"))
+    };
+    let library = harness_test_support::build_dir().join("libiggy_connector_s2_sink.so");
+    let (mut raw, mut plugin) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        raw.push(runtime.block_on(raw_append(&basin, &format!("raw-{round}"), messages)));
+        let options = BenchOptions {
+            messages,
+            batch: BATCH as usize,
+            payload_size: PAYLOAD,
+            connector: Some(connector_file(
+                dir.path(),
+                &library,
+                &server.endpoint(),
+                &format!("plugin-{round}"),
+            )),
+        };
+        plugin.push(
+            bench_sink(&library, &options)
+                .expect("plugin bench")
+                .messages_per_sec,
+        );
+    }
+    let (raw, plugin) = (median(raw), median(plugin));
+    println!(
+        "S2 sink: {messages} records of {PAYLOAD} B, {BATCH} per Iggy batch, s2-lite in memory, median of {ROUNDS}"
+    );
+    println!("  raw s2-sdk append (match_seq_num, {BATCH}/append)  {raw:>9.0} msg/s");
+    println!("  plugin through the harness (schema raw)     {plugin:>9.0} msg/s");
+    println!(
+        "  ratio plugin / raw                          {:>9.2}",
+        plugin / raw
+    );
+}

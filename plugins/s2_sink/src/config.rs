@@ -1,0 +1,164 @@
+//! The sink's settings: the shared S2 connection keys at the top level of
+//! `[plugin_config]`, then where and how records are appended.
+
+use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::s2::S2Connection;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+pub struct SinkConfig {
+    #[serde(flatten)]
+    pub connection: S2Connection,
+    /// A stream name, or a template over `{stream}`, `{topic}`,
+    /// `{partition}` and `{header.NAME}`.
+    pub stream: String,
+    /// Appends a fence command on first use of each stream and sends its
+    /// token with every append, so another writer that fences the stream
+    /// stops this one (and appends with any other token are refused).
+    #[serde(default)]
+    pub fence: bool,
+    /// The token to fence with (at most 36 bytes); default: random per open.
+    pub fencing_token: Option<String>,
+    /// Creates a missing stream on first use.
+    pub create_stream: Option<CreateStream>,
+    /// Keyed changelog mode: `@key` and `@action` headers.
+    pub upsert: Option<UpsertSettings>,
+    /// Anything not recognised, reported by `validate` (serde cannot deny
+    /// unknown fields next to a flattened struct).
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStream {
+    /// `"infinite"` or an age such as `"7d"`; absent: the basin's default.
+    pub retention: Option<Retention>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    Infinite,
+    Age(Duration),
+}
+
+impl<'de> Deserialize<'de> for Retention {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text == "infinite" {
+            return Ok(Self::Infinite);
+        }
+        serde_duration::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&text))
+            .map(Self::Age)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertSettings {
+    /// Top-level payload fields that form the key, in this order.
+    pub key_fields: Vec<String>,
+    /// An Iggy header holding the action.
+    pub action_header: Option<String>,
+    /// A top-level payload field holding the action (Debezium: `op`).
+    pub action_field: Option<String>,
+}
+
+impl SinkConfig {
+    /// Checks what serde cannot; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(key) = self.unknown.keys().next() {
+            return Err(format!("unknown setting `{key}`"));
+        }
+        self.connection.validate()?;
+        if let Some(token) = &self.fencing_token {
+            if !self.fence {
+                return Err("fencing_token: set `fence = true` to use it".into());
+            }
+            if token.is_empty() || token.len() > 36 {
+                return Err("fencing_token: must be 1 to 36 bytes".into());
+            }
+        }
+        if let Some(Retention::Age(age)) = self.create_stream.as_ref().and_then(|c| c.retention)
+            && age.as_secs() == 0
+        {
+            return Err("create_stream.retention: must be at least one second".into());
+        }
+        if let Some(upsert) = &self.upsert {
+            if upsert.key_fields.is_empty() || upsert.key_fields.iter().any(String::is_empty) {
+                return Err("upsert.key_fields: give at least one payload field".into());
+            }
+            if upsert.action_header.is_some() == upsert.action_field.is_some() {
+                return Err("upsert: give exactly one of action_header or action_field".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<SinkConfig, String> {
+        serde_json::from_str::<SinkConfig>(json)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.validate().map(|()| c))
+    }
+
+    const BASE: &str = r#""basin":"orders-basin","endpoint":"http://127.0.0.1:1","stream":"s""#;
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(&format!(
+            r#"{{{BASE},"fence":true,"fencing_token":"me","create_stream":{{"retention":"7d"}},
+            "upsert":{{"key_fields":["id"],"action_field":"op"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            c.create_stream.unwrap().retention,
+            Some(Retention::Age(Duration::from_secs(7 * 86400)))
+        );
+        let c = parse(&format!(
+            r#"{{{BASE},"create_stream":{{"retention":"infinite"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            c.create_stream.unwrap().retention,
+            Some(Retention::Infinite)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (format!(r#"{{{BASE},"stram":"x"}}"#), "stram"),
+            (format!(r#"{{{BASE},"fencing_token":"t"}}"#), "fence = true"),
+            (
+                format!(
+                    r#"{{{BASE},"fence":true,"fencing_token":"{}"}}"#,
+                    "x".repeat(37)
+                ),
+                "fencing_token",
+            ),
+            (
+                format!(r#"{{{BASE},"upsert":{{"key_fields":[],"action_field":"op"}}}}"#),
+                "upsert.key_fields",
+            ),
+            (
+                format!(r#"{{{BASE},"upsert":{{"key_fields":["id"]}}}}"#),
+                "exactly one of",
+            ),
+            (
+                format!(r#"{{{BASE},"create_stream":{{"retention":"soon"}}}}"#),
+                "soon",
+            ),
+        ];
+        for (json, expected) in cases {
+            let error = parse(&json).unwrap_err();
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+}

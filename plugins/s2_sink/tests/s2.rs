@@ -1,0 +1,285 @@
+//! The sink against a real S2 API server (s2-lite, started per test on a free
+//! loopback port), driven through the real harness binary.
+
+use harness_test_support::s2::S2Lite;
+use harness_test_support::*;
+use s2_sdk::error::{AppendConditionFailed, AppendError};
+use s2_sdk::types::{
+    AppendInput, AppendRecord, AppendRecordBatch, BasinName, FencingToken, ReadFrom, ReadInput,
+    ReadStart, RetentionPolicy, S2Config, S2Endpoints, SequencedRecord,
+};
+use s2_sdk::{S2, S2Basin};
+use std::path::PathBuf;
+
+const BASIN: &str = "iggy-tests";
+
+fn sink_library() -> PathBuf {
+    plugin("iggy_connector_s2_sink")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A client for checks; the SDK needs the runtime to build it.
+fn basin(rt: &tokio::runtime::Runtime, server: &S2Lite) -> S2Basin {
+    let _inside = rt.enter();
+    let config = S2Config::new("test-token")
+        .with_endpoints(S2Endpoints::for_endpoint(&server.endpoint()).unwrap())
+        .with_rustls_ring_crypto_provider();
+    S2::new(config)
+        .unwrap()
+        .basin(BASIN.parse::<BasinName>().unwrap())
+}
+
+/// Every record of the stream, command records included.
+async fn read_all(basin: &S2Basin, stream: &str) -> Vec<SequencedRecord> {
+    let stream = basin.stream(stream.parse().unwrap());
+    let tail = stream.check_tail().await.unwrap().seq_num;
+    let mut records = Vec::new();
+    while (records.len() as u64) < tail {
+        let input = ReadInput::new()
+            .with_start(ReadStart::new().with_from(ReadFrom::SeqNum(records.len() as u64)));
+        records.extend(stream.read(input).await.unwrap().records);
+    }
+    records
+}
+
+/// The data records (not fence or trim commands).
+async fn data_records(basin: &S2Basin, stream: &str) -> Vec<SequencedRecord> {
+    read_all(basin, stream)
+        .await
+        .into_iter()
+        .filter(|r| !r.is_command_record())
+        .collect()
+}
+
+fn header(record: &SequencedRecord, name: &str) -> Option<String> {
+    record
+        .headers
+        .iter()
+        .find(|h| h.name.as_ref() == name.as_bytes())
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+}
+
+fn body_seq(record: &SequencedRecord) -> u64 {
+    let value: serde_json::Value = serde_json::from_slice(&record.body).unwrap();
+    value["seq"].as_u64().unwrap()
+}
+
+fn connection(server: &S2Lite) -> String {
+    format!(
+        "access_token = \"test-token-123\"\nendpoint = \"{}\"\nbasin = \"{BASIN}\"\nrequest_timeout = \"2s\"\n",
+        server.endpoint()
+    )
+}
+
+fn assert_ran(output: &std::process::Output, report: &serde_json::Value) {
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn batches_arrive_in_order_with_headers_and_positions() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let lines: String = (0..2500)
+        .map(|i| format!("{{\"headers\":{{\"source\":\"web\"}},\"payload\":{{\"seq\":{i}}}}}\n"))
+        .collect();
+    ws.produce_lines("created", &lines, true);
+    let config = format!(
+        "{}stream = \"iggy-{{topic}}\"\n[plugin_config.create_stream]\nretention = \"7d\"",
+        connection(&server)
+    );
+    ws.sink("to_s2", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+    let records = rt.block_on(data_records(&basin, "iggy-created"));
+    assert_eq!(records.len(), 2500);
+    for (offset, record) in records.iter().enumerate() {
+        assert_eq!(body_seq(record), offset as u64);
+        assert_eq!(header(record, "source").as_deref(), Some("web"));
+        assert_eq!(
+            header(record, "@iggy-position"),
+            Some(format!("orders/created/1@{offset}"))
+        );
+    }
+    let config = rt
+        .block_on(basin.get_stream_config("iggy-created".parse().unwrap()))
+        .unwrap();
+    assert_eq!(
+        config.retention_policy,
+        Some(RetentionPolicy::Age(7 * 86400))
+    );
+}
+
+#[test]
+fn redelivered_batches_and_a_replayed_topic_leave_no_duplicates() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    ws.produce("created", 1000);
+    let config = format!(
+        "{}stream = \"orders\"\nretry_policy = \"all\"\n[plugin_config.create_stream]",
+        connection(&server)
+    );
+    ws.sink("first", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&["--fault", "redeliver-every=2"]);
+    assert_ran(&output, &report);
+    // Half the topic again, then a second sink (another consumer group, a
+    // fresh process that knows nothing) replays the whole topic.
+    ws.produce("created", 500);
+    std::fs::remove_file(ws.connectors().join("first.toml")).unwrap();
+    ws.sink("second", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(connector(&report, "second")["messages_out"], 1500);
+
+    let rt = runtime();
+    let records = rt.block_on(data_records(&basin(&rt, &server), "orders"));
+    // `produce --generate` numbers each call's payloads from 0: the offsets tell.
+    let offsets: Vec<String> = records
+        .iter()
+        .map(|r| header(r, "@iggy-position").unwrap())
+        .collect();
+    let expected: Vec<String> = (0..1500).map(|o| format!("orders/created/1@{o}")).collect();
+    assert_eq!(offsets, expected, "no duplicates, no gaps");
+}
+
+#[test]
+fn a_fenced_stream_refuses_a_second_writer() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    ws.produce("created", 100);
+    let config = format!(
+        "{}stream = \"fenced\"\nfence = true\nfencing_token = \"sink-a\"\n[plugin_config.create_stream]",
+        connection(&server)
+    );
+    ws.sink("to_s2", &sink_library(), "created", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+    let all = rt.block_on(read_all(&basin, "fenced"));
+    assert!(all[0].is_command_record(), "the fence comes first");
+    assert_eq!(all.len(), 101);
+    let intruder = rt.block_on(async {
+        let batch =
+            AppendRecordBatch::try_from_iter([AppendRecord::new("intruder").unwrap()]).unwrap();
+        basin
+            .stream("fenced".parse().unwrap())
+            .append(
+                AppendInput::new(batch)
+                    .with_fencing_token("intruder".parse::<FencingToken>().unwrap()),
+            )
+            .await
+    });
+    assert!(
+        matches!(
+            intruder,
+            Err(AppendError::ConditionFailed(
+                AppendConditionFailed::FencingTokenMismatch(_)
+            ))
+        ),
+        "{intruder:?}"
+    );
+    assert_eq!(rt.block_on(read_all(&basin, "fenced")).len(), 101);
+}
+
+#[test]
+fn upsert_mode_writes_key_and_action_headers() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let lines = [
+        r#"{"id":1,"name":"a","op":"insert"}"#,
+        r#"{"id":1,"name":"b","op":"update"}"#,
+        r#"{"id":1,"op":"delete"}"#,
+        r#"{"id":2,"name":"c","op":"c"}"#,
+        r#"{"id":2,"name":"d","op":"u"}"#,
+        r#"{"id":2,"op":"d"}"#,
+    ]
+    .join("\n");
+    ws.produce_lines("changes", &lines, false);
+    let config = format!(
+        "{}stream = \"table\"\n[plugin_config.create_stream]\n[plugin_config.upsert]\nkey_fields = [\"id\"]\naction_field = \"op\"",
+        connection(&server)
+    );
+    ws.sink("upsert", &sink_library(), "changes", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+
+    let rt = runtime();
+    let records = rt.block_on(data_records(&basin(&rt, &server), "table"));
+    let seen: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (header(r, "@key").unwrap(), header(r, "@action").unwrap()))
+        .collect();
+    let expected = [
+        (r#"{"id":1}"#, "u"),
+        (r#"{"id":1}"#, "u"),
+        (r#"{"id":1}"#, "d"),
+        (r#"{"id":2}"#, "u"),
+        (r#"{"id":2}"#, "u"),
+        (r#"{"id":2}"#, "d"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, a)| (k.to_string(), a.to_string()))
+        .collect();
+    assert_eq!(seen, expected);
+    let row: serde_json::Value = serde_json::from_slice(&records[1].body).unwrap();
+    assert_eq!(row["name"], "b", "the body is the row");
+}
+
+#[test]
+fn bad_config_missing_stream_and_unreachable_endpoint_are_clear_errors() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let dead_port = process::free_port();
+    let cases = [
+        (
+            format!(
+                "access_token = \"secret-token-9\"\nendpoint = \"http://127.0.0.1:{dead_port}\"\nbasin = \"{BASIN}\"\nrequest_timeout = \"500ms\"\nmax_retries = 0\nstream = \"s\""
+            ),
+            format!("at http://127.0.0.1:{dead_port}"),
+        ),
+        (
+            format!("{}stream = \"absent\"", connection(&server)),
+            "stream `absent` does not exist".to_string(),
+        ),
+        (
+            format!("{}stream = \"s\"\nstram = \"t\"", connection(&server)),
+            "unknown setting `stram`".to_string(),
+        ),
+        (
+            format!(
+                "{}stream = \"s\"\nretry_policy = \"sometimes\"",
+                connection(&server)
+            ),
+            "sometimes".to_string(),
+        ),
+        (
+            format!("{}stream = \"{{nope}}\"", connection(&server)),
+            "unknown placeholder".to_string(),
+        ),
+    ];
+    for (index, (config, expected)) in cases.iter().enumerate() {
+        let key = format!("case{index}");
+        ws.sink(&key, &sink_library(), "created", config);
+        let file = ws.connectors().join(format!("{key}.toml"));
+        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "case {index}");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(text.contains(expected.as_str()), "case {index}: {text}");
+        assert!(!text.contains("secret-token-9"), "no token: {text}");
+    }
+}

@@ -1,0 +1,122 @@
+//! Benchmark: the S2 source through the harness against raw s2-sdk reads of
+//! the same stream, in one process, against one in-memory s2-lite. Runs
+//! alternate, three each; medians are reported (the machine is shared).
+//!
+//! cargo build --release -p iggy_connector_s2_source -p iggy-harness
+//! cargo run --release -p iggy_connector_s2_source --example s2_source_bench [messages]
+
+use harness_test_support::s2::S2Lite;
+use iggy_harness::bench::{BenchOptions, bench_source};
+use s2_sdk::types::{
+    AppendInput, AppendRecord, AppendRecordBatch, BasinName, CreateStreamInput, ReadFrom,
+    ReadInput, ReadLimits, ReadStart, ReadStop, S2Config, S2Endpoints,
+};
+use s2_sdk::{S2, S2Stream};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const BASIN: &str = "bench-basin";
+const STREAM: &str = "bench-orders";
+const PAYLOAD: usize = 1024;
+const BATCH: u64 = 1000;
+const ROUNDS: usize = 3;
+
+async fn fill(stream: &S2Stream, count: u64) {
+    let body = vec![b'x'; PAYLOAD];
+    let mut tail = 0;
+    while tail < count {
+        let n = BATCH.min(count - tail);
+        let batch = AppendRecordBatch::try_from_iter(
+            (0..n).map(|_| AppendRecord::new(body.clone()).expect("record")),
+        )
+        .expect("batch");
+        tail = stream
+            .append(AppendInput::new(batch))
+            .await
+            .expect("append")
+            .end
+            .seq_num;
+    }
+}
+
+async fn raw_read(stream: &S2Stream, count: u64) -> f64 {
+    let started = Instant::now();
+    let mut next = 0u64;
+    while next < count {
+        let input = ReadInput::new()
+            .with_start(ReadStart::new().with_from(ReadFrom::SeqNum(next)))
+            .with_stop(ReadStop::new().with_limits(ReadLimits::new().with_count(BATCH as usize)));
+        let batch = stream.read(input).await.expect("read");
+        next += batch.records.len() as u64;
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+fn connector_file(dir: &Path, library: &Path, endpoint: &str) -> PathBuf {
+    let path = dir.join("source.toml");
+    let text = format!(
+        "type = \"source\"\nkey = \"bench\"\nenabled = true\nname = \"bench\"\npath = \"{}\"\n\
+         [[streams]]\nstream = \"bench\"\ntopic = \"orders\"\nschema = \"raw\"\n\
+         [plugin_config]\naccess_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstreams = [\"{STREAM}\"]\n\
+         start = \"earliest\"\nbatch_size = {BATCH}\nschema = \"raw\"\n",
+        library.display()
+    );
+    std::fs::write(&path, text).expect("connector file");
+    path
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let messages: u64 = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = S2Lite::start(dir.path(), &[BASIN]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stream = {
+        let _inside = runtime.enter();
+        let config = S2Config::new("bench")
+            .with_endpoints(S2Endpoints::for_endpoint(&server.endpoint()).expect("endpoint"))
+            .with_rustls_ring_crypto_provider();
+        let basin = S2::new(config)
+            .expect("client")
+            .basin(BASIN.parse::<BasinName>().expect("basin"));
+        runtime
+            .block_on(basin.create_stream(CreateStreamInput::new(STREAM.parse().expect("name"))))
+            .expect("stream");
+        basin.stream(STREAM.parse().expect("name"))
+    };
+    runtime.block_on(fill(&stream, messages));
+    let library = harness_test_support::build_dir().join("libiggy_connector_s2_source.so");
+    let options = BenchOptions {
+        messages,
+        batch: BATCH as usize,
+        payload_size: PAYLOAD,
+        connector: Some(connector_file(dir.path(), &library, &server.endpoint())),
+    };
+    let (mut raw, mut plugin) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        raw.push(runtime.block_on(raw_read(&stream, messages)));
+        // No saved state is passed, so each run reads the stream from the start.
+        plugin.push(
+            bench_source(&library, &options)
+                .expect("plugin bench")
+                .messages_per_sec,
+        );
+    }
+    let (raw, plugin) = (median(raw), median(plugin));
+    println!(
+        "S2 source: {messages} records of {PAYLOAD} B, reads of {BATCH}, s2-lite in memory, median of {ROUNDS}"
+    );
+    println!("  raw s2-sdk read              {raw:>9.0} msg/s");
+    println!("  plugin through the harness   {plugin:>9.0} msg/s");
+    println!("  ratio plugin / raw           {:>9.2}", plugin / raw);
+}

@@ -1,0 +1,193 @@
+//! The source's settings: the shared S2 connection keys at the top level of
+//! `[plugin_config]`, then which streams to read, from where, how much at once.
+
+use iggy_connector_sdk::Schema;
+use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::s2::{S2Connection, stream_name};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+pub struct SourceConfig {
+    #[serde(flatten)]
+    pub connection: S2Connection,
+    /// Streams to read; or use `stream_prefix`.
+    #[serde(default)]
+    pub streams: Vec<String>,
+    /// Reads every stream whose name starts with this, found again every
+    /// `discovery_interval`.
+    pub stream_prefix: Option<String>,
+    #[serde(default = "default_discovery_interval", with = "serde_duration")]
+    pub discovery_interval: Duration,
+    /// Where a stream without saved state starts.
+    #[serde(default)]
+    pub start: StartFrom,
+    /// Records per batch at most.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Metered bytes per batch at most (the read buffer).
+    #[serde(default = "default_buffer_bytes")]
+    pub buffer_bytes: usize,
+    /// How long a read waits for new records when every stream is caught up
+    /// (whole seconds, 1 to 60: S2's long-poll unit).
+    #[serde(default = "default_poll_wait", with = "serde_duration")]
+    pub poll_wait: Duration,
+    #[serde(default)]
+    pub schema: PayloadSchema,
+    /// Anything not recognised, reported by `validate` (serde cannot deny
+    /// unknown fields next to a flattened struct).
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_discovery_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_batch_size() -> usize {
+    1000
+}
+
+fn default_buffer_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_poll_wait() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// `"earliest"`, `"latest"`, `{ seq_num = 42 }` or `{ timestamp = 1767225600000 }` (ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+    SeqNum(u64),
+    Timestamp(u64),
+}
+
+/// How payloads are declared to the runtime, which drops those that do not
+/// decode under it: `raw` (the default) never drops anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadSchema {
+    Json,
+    #[default]
+    Raw,
+    Text,
+}
+
+impl From<PayloadSchema> for Schema {
+    fn from(schema: PayloadSchema) -> Self {
+        match schema {
+            PayloadSchema::Json => Schema::Json,
+            PayloadSchema::Raw => Schema::Raw,
+            PayloadSchema::Text => Schema::Text,
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Checks what serde cannot; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(key) = self.unknown.keys().next() {
+            return Err(format!("unknown setting `{key}`"));
+        }
+        self.connection.validate()?;
+        match (&self.stream_prefix, self.streams.is_empty()) {
+            (Some(_), false) | (None, true) => {
+                return Err("streams: give a list of streams or a stream_prefix (not both)".into());
+            }
+            (Some(prefix), true) if prefix.is_empty() => {
+                return Err("stream_prefix: must not be empty".into());
+            }
+            _ => {}
+        }
+        for name in &self.streams {
+            stream_name(name).map_err(|e| format!("streams: {e}"))?;
+        }
+        if self.discovery_interval.is_zero() {
+            return Err("discovery_interval must be greater than zero".into());
+        }
+        if !(1..=1000).contains(&self.batch_size) {
+            return Err("batch_size must be between 1 and 1000".into());
+        }
+        if !(1024..=1024 * 1024).contains(&self.buffer_bytes) {
+            return Err("buffer_bytes must be between 1024 and 1048576".into());
+        }
+        if !(1..=60).contains(&self.poll_wait.as_secs()) || self.poll_wait.subsec_nanos() != 0 {
+            return Err("poll_wait must be whole seconds from 1s to 60s".into());
+        }
+        Ok(())
+    }
+
+    /// `poll_wait` in S2's unit (validated to fit).
+    pub fn poll_wait_secs(&self) -> u32 {
+        u32::try_from(self.poll_wait.as_secs()).unwrap_or(60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<SourceConfig, String> {
+        serde_json::from_str::<SourceConfig>(json)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.validate().map(|()| c))
+    }
+
+    const BASE: &str = r#""basin":"orders-basin","endpoint":"http://127.0.0.1:1""#;
+
+    #[test]
+    fn start_behaviours_parse() {
+        for (json, expected) in [
+            (r#""earliest""#, StartFrom::Earliest),
+            (r#""latest""#, StartFrom::Latest),
+            (r#"{"seq_num":42}"#, StartFrom::SeqNum(42)),
+            (
+                r#"{"timestamp":1767225600000}"#,
+                StartFrom::Timestamp(1767225600000),
+            ),
+        ] {
+            let c = parse(&format!(r#"{{{BASE},"streams":["a"],"start":{json}}}"#)).unwrap();
+            assert_eq!(c.start, expected);
+        }
+        let c = parse(&format!(r#"{{{BASE},"stream_prefix":"orders-"}}"#)).unwrap();
+        assert_eq!(c.start, StartFrom::Earliest);
+        assert_eq!(c.poll_wait_secs(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (format!(r#"{{{BASE}}}"#), "streams"),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"stream_prefix":"b"}}"#),
+                "not both",
+            ),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"start":"middle"}}"#),
+                "middle",
+            ),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"batch_size":0}}"#),
+                "batch_size",
+            ),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"poll_wait":"500ms"}}"#),
+                "poll_wait",
+            ),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"bufer_bytes":1}}"#),
+                "bufer_bytes",
+            ),
+        ];
+        for (json, expected) in cases {
+            let error = parse(&json).unwrap_err();
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The S2 side of the source: which streams exist (a fixed list, or a prefix
+//! listed again every `discovery_interval`) and bounded reads from them.
+
+use iggy_connector_shared::s2::stream_name;
+use s2_sdk::error::ReadError;
+use s2_sdk::types::{
+    ListStreamsInput, ReadBatch, ReadFrom, ReadInput, ReadLimits, ReadStart, ReadStop,
+    StreamNamePrefix, StreamNameStartAfter,
+};
+use s2_sdk::{S2Basin, S2Stream};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub enum Streams {
+    Fixed(Vec<String>),
+    Prefix(String),
+}
+
+pub struct Reader {
+    basin: S2Basin,
+    wanted: Streams,
+    interval: Duration,
+    next_discovery: Option<Instant>,
+    streams: BTreeMap<String, S2Stream>,
+}
+
+/// How much one read may return.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub count: usize,
+    pub bytes: usize,
+    /// Seconds to wait for a first record; 0 returns at once.
+    pub wait: u32,
+}
+
+impl Reader {
+    pub fn new(basin: S2Basin, wanted: Streams, interval: Duration) -> Self {
+        Self {
+            basin,
+            wanted,
+            interval,
+            next_discovery: None,
+            streams: BTreeMap::new(),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.streams.keys()
+    }
+
+    pub fn stream(&self, name: &str) -> Option<&S2Stream> {
+        self.streams.get(name)
+    }
+
+    /// Streams found since the last call, once `discovery_interval` has passed.
+    pub async fn discover(&mut self) -> Result<Vec<String>, String> {
+        if self.next_discovery.is_some_and(|at| Instant::now() < at) {
+            return Ok(Vec::new());
+        }
+        let names = match &self.wanted {
+            Streams::Fixed(names) => names.clone(),
+            Streams::Prefix(prefix) => self.list(prefix).await?,
+        };
+        self.next_discovery = Some(Instant::now() + self.interval);
+        let mut found = Vec::new();
+        for name in names {
+            if !self.streams.contains_key(&name) {
+                let stream = self.basin.stream(stream_name(&name)?);
+                self.streams.insert(name.clone(), stream);
+                found.push(name);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let prefix: StreamNamePrefix = prefix
+            .parse()
+            .map_err(|e| format!("stream_prefix `{prefix}`: {e}"))?;
+        let mut input = ListStreamsInput::new().with_prefix(prefix);
+        let mut names = Vec::new();
+        loop {
+            let page = self
+                .basin
+                .list_streams(input.clone())
+                .await
+                .map_err(|e| format!("cannot list streams: {e}"))?;
+            names.extend(
+                page.values
+                    .iter()
+                    .filter(|info| info.deleted_at.is_none())
+                    .map(|info| info.name.to_string()),
+            );
+            match page.values.last() {
+                Some(last) if page.has_more => {
+                    let after: StreamNameStartAfter = last
+                        .name
+                        .to_string()
+                        .parse()
+                        .map_err(|e| format!("stream listing: {e}"))?;
+                    input = input.with_start_after(after);
+                }
+                _ => return Ok(names),
+            }
+        }
+    }
+
+    /// The next sequence number a stream assigns (for `start = "latest"`).
+    pub async fn tail(&self, name: &str) -> Result<u64, String> {
+        let stream = self
+            .streams
+            .get(name)
+            .ok_or_else(|| format!("unknown stream `{name}`"))?;
+        stream
+            .check_tail()
+            .await
+            .map(|p| p.seq_num)
+            .map_err(|e| format!("cannot read the tail of `{name}`: {e}"))
+    }
+}
+
+/// One bounded read; `None` when there is nothing at or after `from` yet.
+pub async fn read(
+    stream: &S2Stream,
+    from: ReadFrom,
+    limits: Limits,
+) -> Result<Option<ReadBatch>, ReadError> {
+    let input = ReadInput::new()
+        // Clamped: a position at (or, after a stream was made again, past)
+        // the tail waits for new records instead of failing.
+        .with_start(ReadStart::new().with_from(from).with_clamp_to_tail(true))
+        .with_stop(
+            ReadStop::new()
+                .with_limits(
+                    ReadLimits::new()
+                        .with_count(limits.count)
+                        .with_bytes(limits.bytes),
+                )
+                .with_wait(limits.wait),
+        );
+    match stream.read(input).await {
+        Ok(batch) if batch.records.is_empty() => Ok(None),
+        Ok(batch) => Ok(Some(batch)),
+        Err(ReadError::ReadUnwritten(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,308 @@
+//! The source against a real S2 API server (s2-lite, started per test on a
+//! free loopback port), driven through the real harness binary.
+
+use harness_test_support::s2::S2Lite;
+use harness_test_support::*;
+use s2_sdk::types::{
+    AppendInput, AppendRecord, AppendRecordBatch, BasinName, CreateStreamInput, Header, S2Config,
+    S2Endpoints,
+};
+use s2_sdk::{S2, S2Basin};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const BASIN: &str = "iggy-tests";
+
+fn source_library() -> PathBuf {
+    plugin("iggy_connector_s2_source")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A client for setup; the SDK needs the runtime to build it.
+fn basin(rt: &tokio::runtime::Runtime, server: &S2Lite) -> S2Basin {
+    let _inside = rt.enter();
+    let config = S2Config::new("test-token")
+        .with_endpoints(S2Endpoints::for_endpoint(&server.endpoint()).unwrap())
+        .with_rustls_ring_crypto_provider();
+    S2::new(config)
+        .unwrap()
+        .basin(BASIN.parse::<BasinName>().unwrap())
+}
+
+/// Creates `stream` (if new) and appends records `{"n": from..to}` with a header.
+async fn append(basin: &S2Basin, stream: &str, range: std::ops::Range<u64>) {
+    let _ = basin
+        .create_stream(CreateStreamInput::new(stream.parse().unwrap()))
+        .await;
+    let records = range.map(|n| {
+        AppendRecord::new(format!("{{\"n\":{n}}}"))
+            .unwrap()
+            .with_headers([Header::new("origin", "test")])
+            .unwrap()
+    });
+    let batch = AppendRecordBatch::try_from_iter(records).unwrap();
+    basin
+        .stream(stream.parse().unwrap())
+        .append(AppendInput::new(batch))
+        .await
+        .unwrap();
+}
+
+fn connection(server: &S2Lite) -> String {
+    format!(
+        "access_token = \"test-token-123\"\nendpoint = \"{}\"\nbasin = \"{BASIN}\"\nrequest_timeout = \"2s\"\n",
+        server.endpoint()
+    )
+}
+
+fn assert_ran(output: &std::process::Output, report: &serde_json::Value) {
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The `n` of each message in the topic, in order.
+fn numbers(ws: &Workspace, topic: &str) -> Vec<u64> {
+    ws.dump(topic)
+        .iter()
+        .map(|m| m["payload"]["n"].as_u64().unwrap_or_else(|| panic!("{m}")))
+        .collect()
+}
+
+#[test]
+fn sink_then_source_round_trip_keeps_bodies_and_headers() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let lines: String = (0..300)
+        .map(|n| format!("{{\"headers\":{{\"region\":\"eu\"}},\"payload\":{{\"n\":{n}}}}}\n"))
+        .collect();
+    ws.produce_lines("out", &lines, true);
+    let sink = format!(
+        "{}stream = \"round-trip\"\n[plugin_config.create_stream]",
+        connection(&server)
+    );
+    ws.sink("to_s2", &plugin("iggy_connector_s2_sink"), "out", &sink);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    std::fs::remove_file(ws.connectors().join("to_s2.toml")).unwrap();
+    let source = format!(
+        "{}streams = [\"round-trip\"]\nschema = \"json\"",
+        connection(&server)
+    );
+    ws.source("from_s2", &source_library(), "back", &source);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+
+    let messages = ws.dump("back");
+    assert_eq!(messages.len(), 300);
+    for (n, message) in messages.iter().enumerate() {
+        assert_eq!(message["payload"]["n"], n as u64);
+        let headers = &message["headers"];
+        assert_eq!(headers["region"], "string: eu", "{message}");
+        assert_eq!(headers["s2-stream"], "string: round-trip", "{message}");
+        assert_eq!(headers["s2-seq-num"], format!("uint64: {n}"));
+        assert_eq!(
+            headers["@iggy-position"],
+            format!("string: orders/out/1@{n}")
+        );
+        assert!(headers.get("s2-timestamp").is_some(), "{message}");
+    }
+}
+
+#[test]
+fn start_behaviours_earliest_latest_seq_num_and_timestamp() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+    rt.block_on(append(&basin, "starts", 0..10));
+    std::thread::sleep(Duration::from_millis(50));
+    let middle = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    std::thread::sleep(Duration::from_millis(50));
+    rt.block_on(append(&basin, "starts", 10..15));
+    let starts = [
+        ("earliest", "\"earliest\"", (0..15).collect::<Vec<u64>>()),
+        ("latest", "\"latest\"", vec![]),
+        ("seq", "{ seq_num = 12 }", (12..15).collect()),
+        (
+            "time",
+            &format!("{{ timestamp = {middle} }}"),
+            (10..15).collect(),
+        ),
+    ];
+    for (key, start, _) in &starts {
+        let config = format!(
+            "{}streams = [\"starts\"]\nschema = \"json\"\nstart = {start}",
+            connection(&server)
+        );
+        ws.source(key, &source_library(), key, &config);
+    }
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    for (key, _, expected) in &starts {
+        assert_eq!(&numbers(&ws, key), expected, "start {key}");
+    }
+    // `latest` fixed its position at the first run: what came after is read.
+    rt.block_on(append(&basin, "starts", 15..18));
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(numbers(&ws, "latest"), vec![15, 16, 17]);
+    assert_eq!(numbers(&ws, "seq"), (12..18).collect::<Vec<_>>());
+}
+
+#[test]
+fn resumes_from_state_without_loss_or_repeat_through_nacks_and_failed_saves() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+    for chunk in 0..5 {
+        rt.block_on(append(&basin, "resume", chunk * 100..(chunk + 1) * 100));
+    }
+    let config = format!(
+        "{}streams = [\"resume\"]\nschema = \"json\"\nbatch_size = 70",
+        connection(&server)
+    );
+    ws.source("from_s2", &source_library(), "in", &config);
+    let (output, report) = ws.run(&["--fault", "nack-every=3"]);
+    assert_ran(&output, &report);
+    assert_eq!(numbers(&ws, "in"), (0..500).collect::<Vec<_>>());
+    // A restart resumes from the saved state.
+    rt.block_on(append(&basin, "resume", 500..650));
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(numbers(&ws, "in"), (0..650).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_batch_stored_but_not_saved_comes_again_with_the_same_ids() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+    rt.block_on(append(&basin, "resave", 0..300));
+    let config = format!(
+        "{}streams = [\"resave\"]\nschema = \"json\"\nbatch_size = 70",
+        connection(&server)
+    );
+    ws.source("from_s2", &source_library(), "in", &config);
+    let (output, report) = ws.run(&["--fault", "fail-state-save-every=2"]);
+    assert_ran(&output, &report);
+    // At least once (the runtime stored the batch, then Nacked it), and each
+    // repeat carries the same message id, for Iggy's deduplication.
+    let mut by_id = std::collections::BTreeMap::new();
+    for message in ws.dump("in") {
+        let n = message["payload"]["n"].as_u64().unwrap();
+        let id = message["id"].as_str().unwrap().to_string();
+        assert_eq!(*by_id.entry(id).or_insert(n), n, "one id, one record");
+    }
+    let mut unique: Vec<u64> = by_id.into_values().collect();
+    unique.sort_unstable();
+    assert_eq!(unique, (0..300).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_prefix_picks_up_new_streams_while_running() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+    rt.block_on(append(&basin, "disc-a", 0..5));
+    rt.block_on(append(&basin, "other", 100..105));
+    let config = format!(
+        "{}stream_prefix = \"disc-\"\ndiscovery_interval = \"300ms\"\nschema = \"json\"",
+        connection(&server)
+    );
+    ws.source("from_s2", &source_library(), "in", &config);
+    let connectors = ws.connectors();
+    let data = ws.path("data");
+    let state = ws.path("state");
+    let args: Vec<String> = [
+        "--json",
+        "run",
+        "--connectors-dir",
+        connectors.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--exit-when-idle",
+        "4s",
+        "--duration",
+        "30s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let running = std::thread::spawn(move || {
+        std::process::Command::new(harness_binary())
+            .args(&args)
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    rt.block_on(append(&basin, "disc-b", 10..13));
+    let output = running.join().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut seen = numbers(&ws, "in");
+    seen.sort_unstable();
+    assert_eq!(seen, vec![0, 1, 2, 3, 4, 10, 11, 12]);
+}
+
+#[test]
+fn bad_config_missing_stream_and_unreachable_endpoint_are_clear_errors() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let dead_port = process::free_port();
+    let cases = [
+        (
+            format!(
+                "access_token = \"secret-token-9\"\nendpoint = \"http://127.0.0.1:{dead_port}\"\nbasin = \"{BASIN}\"\nrequest_timeout = \"500ms\"\nmax_retries = 0\nstreams = [\"s\"]"
+            ),
+            format!("at http://127.0.0.1:{dead_port}"),
+        ),
+        (
+            format!("{}streams = [\"absent\"]", connection(&server)),
+            "absent".to_string(),
+        ),
+        (
+            format!(
+                "{}streams = [\"s\"]\nstart = \"middle\"",
+                connection(&server)
+            ),
+            "middle".to_string(),
+        ),
+        (
+            format!(
+                "{}streams = [\"s\"]\nstream_prefix = \"x\"",
+                connection(&server)
+            ),
+            "not both".to_string(),
+        ),
+    ];
+    for (index, (config, expected)) in cases.iter().enumerate() {
+        let key = format!("case{index}");
+        ws.source(&key, &source_library(), "in", config);
+        let file = ws.connectors().join(format!("{key}.toml"));
+        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "case {index}");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(text.contains(expected.as_str()), "case {index}: {text}");
+        assert!(!text.contains("secret-token-9"), "no token: {text}");
+    }
+}

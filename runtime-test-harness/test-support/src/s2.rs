@@ -1,0 +1,142 @@
+//! A real S2 API server (s2-lite) on a free loopback port, in memory or on a
+//! temp dir, with basins made at start; tests can kill and restart it.
+
+use crate::process::{ServerProcess, free_port};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct S2Lite {
+    pub port: u16,
+    /// Set: records survive a restart.
+    local_root: Option<PathBuf>,
+    init_file: PathBuf,
+    log: PathBuf,
+    process: Option<ServerProcess>,
+}
+
+/// The s2-lite `server` binary: from the install root scripts/install-test-deps
+/// uses, else from PATH; a loud failure when neither has it.
+pub fn binary() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
+    let installed = cache.map(|c| c.join("iggy-connectors/s2-lite/bin/server"));
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("server"));
+    installed
+        .into_iter()
+        .chain(on_path)
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "s2-lite is not installed; run scripts/install-test-deps (cargo install s2-lite)"
+            )
+        })
+}
+
+impl S2Lite {
+    /// In memory, with `basins` created.
+    pub fn start(dir: &Path, basins: &[&str]) -> Self {
+        Self::launch_new(dir, basins, false)
+    }
+
+    /// On a directory under `dir`, so a restart keeps the records.
+    pub fn start_on_disk(dir: &Path, basins: &[&str]) -> Self {
+        Self::launch_new(dir, basins, true)
+    }
+
+    fn launch_new(dir: &Path, basins: &[&str], on_disk: bool) -> Self {
+        let init_file = dir.join("s2-init.json");
+        let basins: Vec<String> = basins
+            .iter()
+            .map(|name| format!("{{\"name\":\"{name}\"}}"))
+            .collect();
+        std::fs::write(&init_file, format!("{{\"basins\":[{}]}}", basins.join(",")))
+            .expect("s2-lite init file");
+        let mut server = Self {
+            port: free_port(),
+            local_root: on_disk.then(|| dir.join("s2-data")),
+            init_file,
+            log: dir.join("s2-lite.log"),
+            process: None,
+        };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        let mut command = Command::new(binary());
+        command
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--no-dashboard",
+                "--init-file",
+            ])
+            .arg(&self.init_file);
+        if let Some(root) = &self.local_root {
+            command.arg("--local-root").arg(root);
+        }
+        let mut process = ServerProcess::spawn("s2-lite", command, &self.log);
+        process.await_port(self.port, Duration::from_secs(30));
+        self.process = Some(process);
+        self.await_health(Duration::from_secs(30));
+    }
+
+    fn await_health(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if self.healthy() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "s2-lite on port {} never became healthy; log:\n{}",
+            self.port,
+            self.log_tail()
+        );
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        let mut response = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut response).is_ok()
+            && response.starts_with("HTTP/1.1 200")
+    }
+
+    /// For the plugins' `endpoint` setting and the SDK's `S2Endpoints::for_endpoint`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
+    /// Starts it again on the same port (and directory, when on disk).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.process
+            .as_ref()
+            .map(ServerProcess::log_tail)
+            .unwrap_or_default()
+    }
+}
