@@ -11,7 +11,7 @@
 //! one raw request's time.
 //!
 //! cargo build --release -p iggy_connector_opengemini_sink -p iggy-harness
-//! cargo run --release -p iggy_connector_opengemini_sink --example bench [messages]
+//! cargo run --release -p iggy_connector_opengemini_sink --example opengemini_sink_bench [messages]
 
 use harness_test_support::influxdb::InfluxServer;
 use iggy_harness::bench::{BenchOptions, BenchReport, bench_sink};
