@@ -276,7 +276,16 @@ fn run(cli: Cli) -> Result<bool, String> {
             } else {
                 reports.iter().for_each(conformance::print);
                 let passed = reports.iter().filter(|r| r.ok).count();
+                let partial = reports
+                    .iter()
+                    .filter(|r| r.ok && !r.not_run.is_empty())
+                    .count();
                 println!("{passed} passed, {} failed", reports.len() - passed);
+                if partial > 0 {
+                    println!(
+                        "({partial} of the passed ran without a config that opens: their open-dependent checks were not run)"
+                    );
+                }
             }
             Ok(reports.iter().all(|r| r.ok))
         }

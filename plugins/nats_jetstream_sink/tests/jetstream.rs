@@ -395,3 +395,59 @@ fn a_server_crash_mid_run_loses_and_duplicates_nothing() {
     assert_eq!(ids.len(), 60_000, "every message arrived");
     assert_eq!(received.len(), 60_000, "and none twice");
 }
+
+#[test]
+fn conformance_runs_every_check_with_a_config_that_opens_and_lists_the_rest_otherwise() {
+    let ws = Workspace::new();
+    let server = NatsServer::start(ws.dir.path());
+    let rt = runtime();
+    let js = rt.block_on(context(&server.url()));
+    rt.block_on(create_stream(&js, "ORDERS", &["orders.>"]));
+    ws.sink(
+        "conf",
+        &sink_library(),
+        "created",
+        &format!("{}subject = \"orders.x\"", connection(&server)),
+    );
+    let library = sink_library();
+    let file = ws.connectors().join("conf.toml");
+    let full = ws.harness(&[
+        "--json",
+        "conformance",
+        library.to_str().unwrap(),
+        "--connector",
+        file.to_str().unwrap(),
+    ]);
+    let reports: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
+    assert!(full.status.success(), "{reports}");
+    assert_eq!(reports[0]["not_run"], serde_json::json!([]));
+    assert!(
+        reports[0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "second open of a live id refused" && c["ok"] == true)
+    );
+
+    let partial = ws.harness(&["--json", "conformance", library.to_str().unwrap()]);
+    let reports: serde_json::Value = serde_json::from_slice(&partial.stdout).unwrap();
+    assert!(partial.status.success(), "{reports}");
+    assert!(
+        reports[0]["not_run"].as_array().unwrap().len() == 4,
+        "{reports}"
+    );
+    let empty = &reports[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with("an empty config"))
+        .cloned()
+        .unwrap();
+    assert!(
+        empty["detail"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `subject`"),
+        "{empty}"
+    );
+}
