@@ -7,6 +7,7 @@
 //! cargo run --release -p iggy_connector_nats_jetstream_sink --example nats_sink_bench [messages]
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
+use harness_test_support::median;
 use harness_test_support::nats::NatsServer;
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use std::collections::VecDeque;
@@ -54,11 +55,6 @@ async fn raw_publish(
         ack.await.expect("ack");
     }
     count as f64 / started.elapsed().as_secs_f64()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// A connector file for the sink reading payloads with `schema`.

@@ -14,6 +14,7 @@
 //! cargo run --release -p iggy_connector_opengemini_sink --example opengemini_sink_bench [messages]
 
 use harness_test_support::influxdb::InfluxServer;
+use harness_test_support::median;
 use iggy_harness::bench::{BenchOptions, BenchReport, bench_sink};
 use iggy_harness::topic_io::generated_payload;
 use std::path::{Path, PathBuf};
@@ -59,11 +60,6 @@ async fn raw_write(client: &reqwest::Client, url: &str, bodies: &[Vec<u8>]) -> f
         assert_eq!(response.status().as_u16(), 204, "raw write refused");
     }
     points as f64 / started.elapsed().as_secs_f64()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn connector_file(dir: &Path, library: &Path, url: &str, batch: usize, pipelined: bool) -> PathBuf {

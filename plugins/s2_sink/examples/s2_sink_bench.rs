@@ -7,6 +7,7 @@
 //! cargo build --release -p iggy_connector_s2_sink -p iggy-harness
 //! cargo run --release -p iggy_connector_s2_sink --example s2_sink_bench [messages]
 
+use harness_test_support::median;
 use harness_test_support::s2::S2Lite;
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use s2_sdk::types::{
@@ -56,11 +57,6 @@ fn connector_file(dir: &Path, library: &Path, endpoint: &str, stream: &str) -> P
     );
     std::fs::write(&path, text).expect("connector file");
     path
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() {

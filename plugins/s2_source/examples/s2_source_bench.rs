@@ -5,6 +5,7 @@
 //! cargo build --release -p iggy_connector_s2_source -p iggy-harness
 //! cargo run --release -p iggy_connector_s2_source --example s2_source_bench [messages]
 
+use harness_test_support::median;
 use harness_test_support::s2::S2Lite;
 use iggy_harness::bench::{BenchOptions, bench_source};
 use s2_sdk::types::{
@@ -63,11 +64,6 @@ fn connector_file(dir: &Path, library: &Path, endpoint: &str) -> PathBuf {
     );
     std::fs::write(&path, text).expect("connector file");
     path
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() {

@@ -255,3 +255,10 @@ pub fn sorted(mut values: Vec<u64>) -> Vec<u64> {
     values.sort_unstable();
     values
 }
+
+/// The middle of a few benchmark runs: on a shared machine the mean
+/// follows whatever else ran at the time.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
