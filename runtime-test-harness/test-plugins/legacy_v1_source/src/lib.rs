@@ -8,7 +8,7 @@ use iggy_connector_sdk::source::SendCallbackV1;
 use iggy_connector_sdk::{ConnectorState, LogCallback, ProducedMessage, ProducedMessages, Schema};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::panic::catch_unwind;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -54,6 +54,24 @@ pub unsafe extern "C" fn iggy_source_open(
     state_len: usize,
     _log: LogCallback,
 ) -> i32 {
+    // SAFETY: forwarded from this function's contract.
+    contained(|| unsafe { open(id, config_ptr, config_len, state_ptr, state_len) })
+}
+
+/// Nothing may unwind out of an `extern "C"` function: a panic becomes -1.
+fn contained(call: impl FnOnce() -> i32) -> i32 {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or(-1)
+}
+
+/// # Safety
+/// As `iggy_source_open`.
+unsafe fn open(
+    id: u32,
+    config_ptr: *const u8,
+    config_len: usize,
+    state_ptr: *const u8,
+    state_len: usize,
+) -> i32 {
     let bytes = if config_ptr.is_null() {
         &[][..]
     } else {
@@ -89,6 +107,10 @@ pub unsafe extern "C" fn iggy_source_open(
 
 #[unsafe(no_mangle)]
 pub extern "C" fn iggy_source_handle(id: u32, callback: SendCallbackV1) -> i32 {
+    contained(|| handle(id, callback))
+}
+
+fn handle(id: u32, callback: SendCallbackV1) -> i32 {
     let mut all = instances();
     let Some(instance) = all.get_mut(&id) else {
         return -1;
@@ -134,6 +156,10 @@ pub extern "C" fn iggy_source_handle(id: u32, callback: SendCallbackV1) -> i32 {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn iggy_source_close(id: u32) -> i32 {
+    contained(|| close(id))
+}
+
+fn close(id: u32) -> i32 {
     let Some(mut instance) = instances().remove(&id) else {
         return -1;
     };
