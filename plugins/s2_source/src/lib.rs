@@ -11,69 +11,39 @@ mod session;
 use async_trait::async_trait;
 use config::SourceConfig;
 use iggy_connector_sdk::source::SourceBatchResult;
-use iggy_connector_sdk::{ConnectorState, Error, ProducedMessages, Source, source_connector};
+use iggy_connector_sdk::{ConnectorState, Error, ProducedMessages, source_connector};
+use iggy_connector_shared::session_source::{SessionSource, SourceSession};
 use session::Session;
-use tokio::sync::Mutex;
+
+pub type S2Source = SessionSource<Session>;
 
 source_connector!(S2Source);
 
-pub struct S2Source {
-    id: u32,
-    /// Until `open` takes them.
-    pending: Option<(SourceConfig, Option<ConnectorState>)>,
-    // The SDK never overlaps poll and on_batch_result; the lock only makes
-    // the session reachable from `&self`.
-    session: Mutex<Option<Session>>,
-}
-
-impl S2Source {
-    pub fn new(id: u32, config: SourceConfig, state: Option<ConnectorState>) -> Self {
-        Self {
-            id,
-            pending: Some((config, state)),
-            session: Mutex::new(None),
-        }
-    }
-}
-
-fn not_open(id: u32) -> Error {
-    Error::InitError(format!("S2 source {id} is not open"))
-}
-
 #[async_trait]
-impl Source for S2Source {
-    async fn open(&mut self) -> Result<(), Error> {
-        let (config, state) = self
-            .pending
-            .take()
-            .ok_or_else(|| Error::InitError(format!("S2 source {} is already open", self.id)))?;
-        *self.session.get_mut() = Some(Session::open(self.id, config, state).await?);
-        Ok(())
+impl SourceSession for Session {
+    type Config = SourceConfig;
+    const NAME: &'static str = "S2 source";
+
+    async fn open(
+        id: u32,
+        config: SourceConfig,
+        state: Option<ConnectorState>,
+    ) -> Result<Self, Error> {
+        Session::open(id, config, state).await
     }
 
-    async fn poll(&self) -> Result<ProducedMessages, Error> {
-        let mut session = self.session.lock().await;
-        session
-            .as_mut()
-            .ok_or_else(|| not_open(self.id))?
-            .poll()
-            .await
+    async fn poll(&mut self) -> Result<ProducedMessages, Error> {
+        Session::poll(self).await
     }
 
-    async fn on_batch_result(&self, result: SourceBatchResult) -> Result<(), Error> {
-        let mut session = self.session.lock().await;
-        let session = session.as_mut().ok_or_else(|| not_open(self.id))?;
+    async fn on_batch_result(&mut self, result: SourceBatchResult) {
         match result {
-            SourceBatchResult::Ack => session.ack(),
-            SourceBatchResult::Nack => session.nack(),
+            SourceBatchResult::Ack => self.ack(),
+            SourceBatchResult::Nack => self.nack(),
         }
-        Ok(())
     }
 
-    async fn close(&mut self) -> Result<(), Error> {
-        if let Some(session) = self.session.get_mut().take() {
-            tracing::info!("S2 source {} closed: {}", self.id, session.summary());
-        }
-        Ok(())
+    async fn close(&mut self) {
+        Session::close(self)
     }
 }

@@ -166,8 +166,8 @@ impl Session {
         self.cursors.nack();
     }
 
-    pub fn summary(&self) -> String {
-        self.counters.summary()
+    pub fn close(&self) {
+        tracing::info!("S2 source {} closed: {}", self.id, self.counters.summary());
     }
 
     fn limits(&self, batch: &Batch, wait: u32) -> Option<Limits> {

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod error_class;
 pub mod retry;
 pub mod secret;
+pub mod session_source;
 pub mod template;
 
 #[cfg(feature = "nats")]
