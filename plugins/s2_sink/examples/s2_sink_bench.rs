@@ -10,11 +10,8 @@
 use harness_test_support::median;
 use harness_test_support::s2::S2Lite;
 use iggy_harness::bench::{BenchOptions, bench_sink};
-use s2_sdk::types::{
-    AppendInput, AppendRecord, AppendRecordBatch, BasinName, CreateStreamInput, S2Config,
-    S2Endpoints,
-};
-use s2_sdk::{S2, S2Basin};
+use s2_sdk::S2Basin;
+use s2_sdk::types::{AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -72,12 +69,7 @@ fn main() {
         .expect("runtime");
     let basin = {
         let _inside = runtime.enter();
-        let config = S2Config::new("bench")
-            .with_endpoints(S2Endpoints::for_endpoint(&server.endpoint()).expect("endpoint"))
-            .with_rustls_ring_crypto_provider();
-        S2::new(config)
-            .expect("client")
-            .basin(BASIN.parse::<BasinName>().expect("basin"))
+        server.basin_client(BASIN)
     };
     let library = harness_test_support::build_dir().join("libiggy_connector_s2_sink.so");
     let (mut raw, mut plugin) = (Vec::new(), Vec::new());

@@ -3,12 +3,12 @@
 
 use harness_test_support::s2::S2Lite;
 use harness_test_support::*;
+use s2_sdk::S2Basin;
 use s2_sdk::error::{AppendConditionFailed, AppendError};
 use s2_sdk::types::{
-    AppendInput, AppendRecord, AppendRecordBatch, BasinName, FencingToken, ReadFrom, ReadInput,
-    ReadStart, RetentionPolicy, S2Config, S2Endpoints, SequencedRecord,
+    AppendInput, AppendRecord, AppendRecordBatch, FencingToken, ReadFrom, ReadInput, ReadStart,
+    RetentionPolicy, SequencedRecord,
 };
-use s2_sdk::{S2, S2Basin};
 use std::path::PathBuf;
 
 const BASIN: &str = "iggy-tests";
@@ -27,12 +27,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A client for checks; the SDK needs the runtime to build it.
 fn basin(rt: &tokio::runtime::Runtime, server: &S2Lite) -> S2Basin {
     let _inside = rt.enter();
-    let config = S2Config::new("test-token")
-        .with_endpoints(S2Endpoints::for_endpoint(&server.endpoint()).unwrap())
-        .with_rustls_ring_crypto_provider();
-    S2::new(config)
-        .unwrap()
-        .basin(BASIN.parse::<BasinName>().unwrap())
+    server.basin_client(BASIN)
 }
 
 /// Every record of the stream, command records included.

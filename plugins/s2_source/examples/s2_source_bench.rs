@@ -8,11 +8,11 @@
 use harness_test_support::median;
 use harness_test_support::s2::S2Lite;
 use iggy_harness::bench::{BenchOptions, bench_source};
+use s2_sdk::S2Stream;
 use s2_sdk::types::{
-    AppendInput, AppendRecord, AppendRecordBatch, BasinName, CreateStreamInput, ReadFrom,
-    ReadInput, ReadLimits, ReadStart, ReadStop, S2Config, S2Endpoints,
+    AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput, ReadFrom, ReadInput,
+    ReadLimits, ReadStart, ReadStop,
 };
-use s2_sdk::{S2, S2Stream};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -79,12 +79,7 @@ fn main() {
         .expect("runtime");
     let stream = {
         let _inside = runtime.enter();
-        let config = S2Config::new("bench")
-            .with_endpoints(S2Endpoints::for_endpoint(&server.endpoint()).expect("endpoint"))
-            .with_rustls_ring_crypto_provider();
-        let basin = S2::new(config)
-            .expect("client")
-            .basin(BASIN.parse::<BasinName>().expect("basin"));
+        let basin = server.basin_client(BASIN);
         runtime
             .block_on(basin.create_stream(CreateStreamInput::new(STREAM.parse().expect("name"))))
             .expect("stream");

@@ -3,11 +3,8 @@
 
 use harness_test_support::s2::S2Lite;
 use harness_test_support::*;
-use s2_sdk::types::{
-    AppendInput, AppendRecord, AppendRecordBatch, BasinName, CreateStreamInput, Header, S2Config,
-    S2Endpoints,
-};
-use s2_sdk::{S2, S2Basin};
+use s2_sdk::S2Basin;
+use s2_sdk::types::{AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput, Header};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,12 +24,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A client for setup; the SDK needs the runtime to build it.
 fn basin(rt: &tokio::runtime::Runtime, server: &S2Lite) -> S2Basin {
     let _inside = rt.enter();
-    let config = S2Config::new("test-token")
-        .with_endpoints(S2Endpoints::for_endpoint(&server.endpoint()).unwrap())
-        .with_rustls_ring_crypto_provider();
-    S2::new(config)
-        .unwrap()
-        .basin(BASIN.parse::<BasinName>().unwrap())
+    server.basin_client(BASIN)
 }
 
 /// Creates `stream` (if new) and appends records `{"n": from..to}` with a header.

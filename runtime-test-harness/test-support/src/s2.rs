@@ -140,3 +140,20 @@ impl S2Lite {
             .unwrap_or_default()
     }
 }
+
+#[cfg(feature = "s2")]
+impl S2Lite {
+    /// A client for `basin` on this server. Call it inside a tokio runtime
+    /// (`runtime.enter()`): the SDK starts its connection tasks there.
+    pub fn basin_client(&self, basin: &str) -> s2_sdk::S2Basin {
+        let endpoints =
+            s2_sdk::types::S2Endpoints::for_endpoint(&self.endpoint()).expect("s2-lite endpoint");
+        let config = s2_sdk::types::S2Config::new("test-token")
+            .with_endpoints(endpoints)
+            .with_rustls_ring_crypto_provider();
+        let name = basin
+            .parse::<s2_sdk::types::BasinName>()
+            .expect("basin name");
+        s2_sdk::S2::new(config).expect("s2-sdk client").basin(name)
+    }
+}
