@@ -57,11 +57,21 @@ impl FromStr for Schema {
     }
 }
 
+thread_local! {
+    // simd-json's scratch space, kept between payloads: allocating and
+    // growing it for every message was most of the cost of a JSON decode.
+    static JSON_BUFFERS: std::cell::RefCell<simd_json::Buffers> =
+        std::cell::RefCell::new(simd_json::Buffers::default());
+}
+
 impl Schema {
     /// Decodes stored bytes into the payload a sink receives.
     pub fn try_into_payload(self, mut value: Vec<u8>) -> Result<Payload, Error> {
         match self {
-            Schema::Json => simd_json::to_owned_value(&mut value)
+            Schema::Json => JSON_BUFFERS
+                .with_borrow_mut(|buffers| {
+                    simd_json::to_owned_value_with_buffers(&mut value, buffers)
+                })
                 .map(Payload::Json)
                 .map_err(|_| Error::InvalidJsonPayload),
             Schema::Raw => Ok(Payload::Raw(value)),
