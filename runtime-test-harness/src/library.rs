@@ -169,6 +169,36 @@ impl Library {
     }
 }
 
+/// Which source protocol the harness speaks, as the runtime generations do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SourceProtocolChoice {
+    /// v2 when the library exports it, else v1 (what a 0.5.x runtime does).
+    #[default]
+    Newest,
+    /// v1 only, as the 0.4.x runtime, even when the library also exports v2.
+    V1,
+}
+
+impl Library {
+    /// The source entry points the chosen runtime generation would call.
+    pub fn source_api_for(
+        self: &Arc<Self>,
+        choice: SourceProtocolChoice,
+    ) -> Result<SourceApi, String> {
+        let mut api = self.source_api()?;
+        if choice == SourceProtocolChoice::V1 {
+            let handle = self.symbol("iggy_source_handle").ok_or_else(|| {
+                format!(
+                    "{} does not export iggy_source_handle (v1)",
+                    self.path.display()
+                )
+            })?;
+            api.protocol = SourceProtocol::V1 { handle };
+        }
+        Ok(api)
+    }
+}
+
 /// Reads a plugin's static version string.
 pub fn read_version(version: Version) -> Result<String, String> {
     // SAFETY: the ABI says the pointer is a static NUL-terminated string or null.

@@ -2,14 +2,14 @@
 
 use clap::{Parser, Subcommand};
 use iggy_harness::{
-    bench, conformance, faults, inspect, pipeline, plugin_log, runtime_config, sink_runner, stats,
-    topic_io,
+    bench, conformance, faults, inspect, library, pipeline, plugin_log, runtime_config,
+    sink_runner, stats, topic_io,
 };
 use iggy_harness_store::StreamStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -67,6 +67,10 @@ enum Command {
         /// Store source messages whose payload does not decode under their schema.
         #[arg(long)]
         no_validate: bool,
+        /// The source protocol to speak: `newest` (v2 where exported, as
+        /// runtime 0.5.x) or `v1` (as runtime 0.4.x).
+        #[arg(long, value_enum, default_value = "newest")]
+        source_protocol: library::SourceProtocolChoice,
     },
     /// Show what a library exports, its ABI generations and version.
     Inspect { libraries: Vec<PathBuf> },
@@ -151,22 +155,6 @@ fn print_json(value: &impl serde::Serialize) {
     }
 }
 
-/// Sets the flag on Ctrl-C so a run stops and closes its connectors.
-fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-        else {
-            return;
-        };
-        if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
-            eprintln!("stopping: closing connectors");
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
-}
-
 fn run(cli: Cli) -> Result<bool, String> {
     let level = match cli.plugin_log.as_str() {
         "off" => 5,
@@ -190,6 +178,7 @@ fn run(cli: Cli) -> Result<bool, String> {
             exit_when_idle,
             progress,
             no_validate,
+            source_protocol,
         } => {
             let from_config = config.as_deref().map(runtime_config::read).transpose()?;
             let connectors_dir = connectors_dir
@@ -214,9 +203,10 @@ fn run(cli: Cli) -> Result<bool, String> {
                 exit_when_idle,
                 progress,
                 validate_payloads: !no_validate,
+                source_protocol,
             };
             let shutdown = Arc::new(AtomicBool::new(false));
-            stop_on_ctrl_c(Arc::clone(&shutdown));
+            pipeline::stop_on_ctrl_c(Arc::clone(&shutdown));
             let report = pipeline::run(&options, &shutdown)?;
             if cli.json {
                 print_json(&report);

@@ -4,7 +4,7 @@
 
 use crate::connector_file::{ConnectorFile, ConnectorKind, read_dir};
 use crate::faults::Faults;
-use crate::library::{self, SinkApi, SourceApi};
+use crate::library::{self, SinkApi, SourceApi, SourceProtocolChoice};
 use crate::plugin_log::log_callback;
 use crate::sink_runner::{self, SinkOptions};
 use crate::source_runner::{self, SourceWorker};
@@ -31,6 +31,7 @@ pub struct PipelineOptions {
     pub exit_when_idle: Option<Duration>,
     pub progress: bool,
     pub validate_payloads: bool,
+    pub source_protocol: SourceProtocolChoice,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +58,22 @@ enum Running {
 struct Connector {
     stats: Arc<ConnectorStats>,
     running: Option<Running>,
+}
+
+/// Sets the flag on Ctrl-C so a run stops and closes its connectors.
+pub fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        else {
+            return;
+        };
+        if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+            eprintln!("stopping: closing connectors");
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
 }
 
 /// Opens a sink; returns its id.
@@ -114,7 +131,7 @@ fn start_connector(
             Ok(Running::Sink { api, id, threads })
         }
         ConnectorKind::Source => {
-            let api = library.source_api()?;
+            let api = library.source_api_for(options.source_protocol)?;
             let state = StateFile::new(&options.state_dir, &file.key);
             let saved = state.load()?;
             let id = open_source(&api, &config, saved.as_deref())?;
@@ -242,7 +259,7 @@ pub fn run(options: &PipelineOptions, shutdown: &Arc<AtomicBool>) -> Result<RunR
         connectors.push(Connector { stats, running });
     }
 
-    wait(options, shutdown, &connectors, started);
+    let active = wait(options, shutdown, &connectors, started);
 
     for connector in connectors.iter_mut().rev() {
         if let Some(running) = connector.running.take() {
@@ -254,8 +271,12 @@ pub fn run(options: &PipelineOptions, shutdown: &Arc<AtomicBool>) -> Result<RunR
     }
     store.sync().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
-    let reports: Vec<ConnectorReport> =
-        connectors.iter().map(|c| c.stats.report(elapsed)).collect();
+    // Rates over each connector's active time, not the idle tail of the run.
+    let reports: Vec<ConnectorReport> = connectors
+        .iter()
+        .zip(active)
+        .map(|(c, active)| c.stats.report(active.unwrap_or(elapsed)))
+        .collect();
     Ok(RunReport {
         ok: reports.iter().all(|r| r.failure.is_none()),
         elapsed_secs: elapsed.as_secs_f64(),
@@ -263,13 +284,16 @@ pub fn run(options: &PipelineOptions, shutdown: &Arc<AtomicBool>) -> Result<RunR
     })
 }
 
+/// Moves data until told to stop; returns, per connector, how long after the
+/// start its output last grew (`None` if it never produced).
 fn wait(
     options: &PipelineOptions,
     shutdown: &AtomicBool,
     connectors: &[Connector],
     started: Instant,
-) {
+) -> Vec<Option<Duration>> {
     let stats: Vec<Arc<ConnectorStats>> = connectors.iter().map(|c| Arc::clone(&c.stats)).collect();
+    let mut outputs = vec![(0u64, None); stats.len()];
     let show_progress = options.progress || std::io::stderr().is_terminal();
     let mut last_total = u64::MAX;
     let mut last_change = Instant::now();
@@ -282,6 +306,13 @@ fn wait(
             .is_some_and(|limit| started.elapsed() >= limit)
         {
             break;
+        }
+        for (stat, (last, active)) in stats.iter().zip(outputs.iter_mut()) {
+            let out = stat.messages_out.load(Ordering::Relaxed);
+            if out != *last {
+                *last = out;
+                *active = Some(started.elapsed());
+            }
         }
         let total: u64 = stats
             .iter()
@@ -309,4 +340,5 @@ fn wait(
             eprintln!("{}", progress_line(&stats, started.elapsed()));
         }
     }
+    outputs.into_iter().map(|(_, active)| active).collect()
 }

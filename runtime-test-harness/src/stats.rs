@@ -138,6 +138,9 @@ pub fn summary_table(reports: &[ConnectorReport], elapsed: Duration) -> String {
             out.push_str(&format!("  ! {}: {failure}\n", r.key));
         }
     }
-    out.push_str(&format!("elapsed {:.2}s", elapsed.as_secs_f64()));
+    out.push_str(&format!(
+        "elapsed {:.2}s (msg/s: from the start to each connector's last output)",
+        elapsed.as_secs_f64()
+    ));
     out
 }
