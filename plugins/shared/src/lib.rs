@@ -13,6 +13,9 @@ pub mod template;
 #[cfg(feature = "nats")]
 pub mod nats;
 
+#[cfg(feature = "pravega")]
+pub mod pravega;
+
 #[cfg(feature = "s2")]
 pub mod s2;
 

@@ -1,0 +1,161 @@
+//! The sink's settings: the shared Pravega connection keys at the top level
+//! of `[plugin_config]`, then how events are routed and delivered.
+
+use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::pravega::{MAX_EVENT_BYTES, PravegaConnection};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+pub struct SinkConfig {
+    #[serde(flatten)]
+    pub connection: PravegaConnection,
+    #[serde(default)]
+    pub writer_mode: WriterMode,
+    #[serde(default)]
+    pub routing_key: RoutingKey,
+    /// Larger events are refused (at most the client's 8 MiB).
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: usize,
+    /// `exactly_once`: how long an open transaction lives without a ping.
+    #[serde(default = "default_transaction_timeout", with = "serde_duration")]
+    pub transaction_timeout: Duration,
+    /// Anything not recognised, reported by `validate` (serde cannot deny
+    /// unknown fields next to a flattened struct).
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_max_event_bytes() -> usize {
+    MAX_EVENT_BYTES
+}
+
+fn default_transaction_timeout() -> Duration {
+    Duration::from_secs(90)
+}
+
+/// Pravega's writer guarantees, as its Flink connector names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriterMode {
+    /// Hand the events to the client and return.
+    BestEffort,
+    /// Return once every event of the batch is acknowledged.
+    #[default]
+    AtLeastOnce,
+    /// One transaction per batch, committed before returning.
+    ExactlyOnce,
+}
+
+/// What an event's routing key is: `"none"`, `"partition"` (the Iggy
+/// partition id), `{ field = "a.b" }` (a JSON payload field) or
+/// `{ header = "name" }` (an Iggy header).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingKey {
+    #[default]
+    None,
+    Partition,
+    Field(String),
+    Header(String),
+}
+
+impl SinkConfig {
+    /// Checks what serde cannot; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(key) = self.unknown.keys().next() {
+            return Err(format!("unknown setting `{key}`"));
+        }
+        self.connection.validate()?;
+        if self.max_event_bytes == 0 || self.max_event_bytes > MAX_EVENT_BYTES {
+            return Err(format!(
+                "max_event_bytes must be 1 to {MAX_EVENT_BYTES} (the client's limit)"
+            ));
+        }
+        match &self.routing_key {
+            RoutingKey::Field(path) if path.split('.').any(str::is_empty) => {
+                return Err(format!("routing_key.field: `{path}` is not a field path"));
+            }
+            RoutingKey::Header(name) if name.is_empty() => {
+                return Err("routing_key.header: give a header name".into());
+            }
+            _ => {}
+        }
+        if self.transaction_timeout < Duration::from_secs(10) {
+            return Err("transaction_timeout must be at least 10s".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<SinkConfig, String> {
+        serde_json::from_str::<SinkConfig>(json)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.validate().map(|()| c))
+    }
+
+    const BASE: &str =
+        r#""controller_uri":"tcp://127.0.0.1:9090","scope":"shop","stream":"orders""#;
+
+    #[test]
+    fn defaults_and_full_config() {
+        let c = parse(&format!("{{{BASE}}}")).unwrap();
+        assert_eq!(c.writer_mode, WriterMode::AtLeastOnce);
+        assert_eq!(c.routing_key, RoutingKey::None);
+        assert_eq!(c.max_event_bytes, 8 * 1024 * 1024);
+        let c = parse(&format!(
+            r#"{{{BASE},"writer_mode":"exactly_once","routing_key":{{"field":"customer.id"}},
+            "max_event_bytes":1024,"transaction_timeout":"30s"}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.writer_mode, WriterMode::ExactlyOnce);
+        assert_eq!(c.routing_key, RoutingKey::Field("customer.id".into()));
+        assert_eq!(c.transaction_timeout, Duration::from_secs(30));
+        let c = parse(&format!(r#"{{{BASE},"routing_key":"partition"}}"#)).unwrap();
+        assert_eq!(c.routing_key, RoutingKey::Partition);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (format!(r#"{{{BASE},"writer_mod":"x"}}"#), "writer_mod"),
+            (
+                format!(r#"{{{BASE},"writer_mode":"sometimes"}}"#),
+                "sometimes",
+            ),
+            (
+                format!(r#"{{{BASE},"max_event_bytes":9000000}}"#),
+                "max_event_bytes",
+            ),
+            (
+                format!(r#"{{{BASE},"routing_key":{{"field":"a..b"}}}}"#),
+                "routing_key.field",
+            ),
+            (
+                format!(r#"{{{BASE},"routing_key":{{"header":""}}}}"#),
+                "routing_key.header",
+            ),
+            (
+                format!(r#"{{{BASE},"transaction_timeout":"1s"}}"#),
+                "transaction_timeout",
+            ),
+            (
+                r#"{"controller_uri":"x","scope":"s","stream":"t"}"#.to_string(),
+                "controller_uri",
+            ),
+            (
+                r#"{"scope":"s","stream":"t"}"#.to_string(),
+                "controller_uri",
+            ),
+        ];
+        for (json, expected) in cases {
+            let error = parse(&json).unwrap_err();
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Delivers a batch's events in the configured writer mode: best effort,
+//! at least once (every acknowledgement awaited) or exactly once (one
+//! transaction per batch, never a second commit of an Iggy offset).
+
+use crate::config::WriterMode;
+use crate::mapping::OutEvent;
+use iggy_connector_shared::Counters;
+use iggy_connector_shared::pravega::client::{
+    Acknowledgement, ClientError, EventWriter, PravegaClient, TransactionalWriter,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What one delivery did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    pub written: u64,
+    /// Events at or below an Iggy offset already committed (exactly once).
+    pub skipped: u64,
+}
+
+pub struct Writer {
+    client: Arc<dyn PravegaClient>,
+    mode: WriterMode,
+    writer_id: u128,
+    /// Made on first use, and again after the client failed inside one.
+    events: Option<Box<dyn EventWriter>>,
+    transactions: Option<Box<dyn TransactionalWriter>>,
+    /// Exactly once: per Iggy partition (`stream/topic/partition`), the
+    /// highest offset in a committed transaction.
+    committed: HashMap<String, u64>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    pub fn new(
+        client: Arc<dyn PravegaClient>,
+        mode: WriterMode,
+        writer_id: u128,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            client,
+            mode,
+            writer_id,
+            events: None,
+            transactions: None,
+            committed: HashMap::new(),
+            counters,
+        }
+    }
+
+    /// Writes `events` (in offset order) from the Iggy partition `source`.
+    pub async fn deliver(
+        &mut self,
+        source: &str,
+        events: Vec<OutEvent>,
+        timestamp_ms: u64,
+    ) -> Result<Delivered, ClientError> {
+        let result = match self.mode {
+            WriterMode::BestEffort => self.best_effort(events).await,
+            WriterMode::AtLeastOnce => self.at_least_once(events).await,
+            WriterMode::ExactlyOnce => self.exactly_once(source, events, timestamp_ms).await,
+        };
+        if let Err(ClientError::Panicked(_) | ClientError::TimedOut(_)) = &result {
+            // The client's state inside them is unknown: start afresh.
+            self.events = None;
+            self.transactions = None;
+        }
+        result
+    }
+
+    /// Gives every event to the event writer (made on first use); their
+    /// acknowledgements, in order.
+    async fn hand_over(
+        &mut self,
+        events: Vec<OutEvent>,
+    ) -> Result<Vec<Acknowledgement>, ClientError> {
+        let writer = match &mut self.events {
+            Some(writer) => writer,
+            None => self.events.insert(self.client.event_writer().await?),
+        };
+        let mut acks = Vec::with_capacity(events.len());
+        for event in events {
+            acks.push(writer.write(event.routing_key, event.payload).await?);
+        }
+        Ok(acks)
+    }
+
+    async fn best_effort(&mut self, events: Vec<OutEvent>) -> Result<Delivered, ClientError> {
+        let written = events.len() as u64;
+        let counters = self.counters.clone();
+        let acks = self.hand_over(events).await?;
+        // Nobody waits for them; a failure is still counted and logged.
+        tokio::spawn(async move {
+            for ack in acks {
+                if let Err(e) = ack.await {
+                    counters.add("unacknowledged", 1);
+                    tracing::warn!("Pravega sink: a best-effort event was lost: {e}");
+                }
+            }
+        });
+        Ok(Delivered {
+            written,
+            skipped: 0,
+        })
+    }
+
+    async fn at_least_once(&mut self, events: Vec<OutEvent>) -> Result<Delivered, ClientError> {
+        let written = events.len() as u64;
+        let acks = self.hand_over(events).await?;
+        let mut failures = 0;
+        let mut first = None;
+        for ack in acks {
+            if let Err(e) = ack.await {
+                failures += 1;
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            None => Ok(Delivered {
+                written,
+                skipped: 0,
+            }),
+            Some(e) => {
+                self.counters.add("unacknowledged", failures);
+                Err(ClientError::Failed(format!(
+                    "{failures} of {written} events not acknowledged, first: {e}"
+                )))
+            }
+        }
+    }
+
+    async fn exactly_once(
+        &mut self,
+        source: &str,
+        events: Vec<OutEvent>,
+        timestamp_ms: u64,
+    ) -> Result<Delivered, ClientError> {
+        let done = self.committed.get(source).copied();
+        let total = events.len() as u64;
+        let fresh: Vec<OutEvent> = events
+            .into_iter()
+            .filter(|e| done.is_none_or(|done| e.offset > done))
+            .collect();
+        let skipped = total - fresh.len() as u64;
+        let Some(last) = fresh.iter().map(|e| e.offset).max() else {
+            return Ok(Delivered {
+                written: 0,
+                skipped,
+            });
+        };
+        let writer = match &mut self.transactions {
+            Some(writer) => writer,
+            None => self
+                .transactions
+                .insert(self.client.transactional_writer(self.writer_id).await?),
+        };
+        let mut transaction = writer.begin().await?;
+        let written = fresh.len() as u64;
+        let mut outcome = Ok(());
+        for event in fresh {
+            outcome = transaction.write(event.routing_key, event.payload).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if outcome.is_ok() {
+            outcome = transaction.commit(timestamp_ms).await;
+        }
+        match outcome {
+            Ok(()) => {
+                self.committed.insert(source.to_string(), last);
+                Ok(Delivered { written, skipped })
+            }
+            Err(e) => {
+                if let Err(abort) = transaction.abort().await {
+                    tracing::warn!(
+                        "Pravega sink: transaction {} not aborted: {abort}",
+                        transaction.id()
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iggy_connector_shared::pravega::fake::{FakePravega, Faults};
+    use std::time::Duration;
+
+    fn events(offsets: std::ops::Range<u64>) -> Vec<OutEvent> {
+        offsets
+            .map(|offset| OutEvent {
+                offset,
+                routing_key: Some(format!("key-{}", offset % 3)),
+                payload: format!("event {offset}").into_bytes(),
+            })
+            .collect()
+    }
+
+    fn new_writer(fake: &FakePravega, mode: WriterMode) -> (Writer, Arc<Counters>) {
+        let counters = Arc::new(Counters::new(&["unacknowledged"]));
+        let writer = Writer::new(Arc::new(fake.clone()), mode, 1, counters.clone());
+        (writer, counters)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_least_once_returns_after_every_acknowledgement() {
+        let fake = FakePravega::with_stream(2);
+        fake.delay_acks(Duration::from_millis(200));
+        let (mut writer, _) = new_writer(&fake, WriterMode::AtLeastOnce);
+        let delivered = writer.deliver("s/t/1", events(0..10), 0).await.unwrap();
+        assert_eq!(delivered.written, 10);
+        assert_eq!(fake.acknowledged(), 10, "all acknowledged before returning");
+        assert_eq!(fake.payloads().len(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn best_effort_returns_before_the_acknowledgements() {
+        let fake = FakePravega::with_stream(2);
+        fake.delay_acks(Duration::from_millis(200));
+        let (mut writer, _) = new_writer(&fake, WriterMode::BestEffort);
+        writer.deliver("s/t/1", events(0..10), 0).await.unwrap();
+        assert_eq!(fake.acknowledged(), 0, "returned without waiting");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(fake.acknowledged(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_acknowledgement_fails_the_batch_or_is_counted() {
+        let fake = FakePravega::with_stream(1);
+        fake.inject(Faults {
+            failed_acks: 2,
+            ..Faults::default()
+        });
+        let (mut writer, counters) = new_writer(&fake, WriterMode::AtLeastOnce);
+        let error = writer.deliver("s/t/1", events(0..5), 0).await.unwrap_err();
+        assert!(error.to_string().contains("2 of 5 events"), "{error}");
+        assert_eq!(counters.get("unacknowledged").unwrap().get(), 2);
+
+        let fake = FakePravega::with_stream(1);
+        fake.inject(Faults {
+            failed_acks: 1,
+            ..Faults::default()
+        });
+        let (mut writer, counters) = new_writer(&fake, WriterMode::BestEffort);
+        writer.deliver("s/t/1", events(0..5), 0).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(counters.get("unacknowledged").unwrap().get(), 1);
+        assert_eq!(fake.payloads().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn same_routing_key_same_segment() {
+        let fake = FakePravega::with_stream(4);
+        let (mut writer, _) = new_writer(&fake, WriterMode::AtLeastOnce);
+        writer.deliver("s/t/1", events(0..30), 0).await.unwrap();
+        for (segment, stored) in fake.segments() {
+            let keys: std::collections::BTreeSet<_> =
+                stored.iter().map(|e| e.routing_key.clone()).collect();
+            for key in keys {
+                let elsewhere = fake
+                    .segments()
+                    .iter()
+                    .filter(|(n, events)| {
+                        **n != segment && events.iter().any(|e| e.routing_key == key)
+                    })
+                    .count();
+                assert_eq!(elsewhere, 0, "{key:?} in more than one segment");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn exactly_once_commits_one_transaction_per_batch_and_never_twice() {
+        let fake = FakePravega::with_stream(2);
+        let (mut writer, _) = new_writer(&fake, WriterMode::ExactlyOnce);
+        let first = writer.deliver("s/t/1", events(0..10), 0).await.unwrap();
+        assert_eq!(
+            first,
+            Delivered {
+                written: 10,
+                skipped: 0
+            }
+        );
+        assert_eq!(fake.commits().len(), 1);
+        // The runtime delivers the same batch again, then one overlapping it.
+        let again = writer.deliver("s/t/1", events(0..10), 0).await.unwrap();
+        assert_eq!(
+            again,
+            Delivered {
+                written: 0,
+                skipped: 10
+            }
+        );
+        assert_eq!(
+            fake.transactions_begun(),
+            1,
+            "no transaction for nothing new"
+        );
+        let overlap = writer.deliver("s/t/1", events(5..15), 0).await.unwrap();
+        assert_eq!(
+            overlap,
+            Delivered {
+                written: 5,
+                skipped: 5
+            }
+        );
+        // Another partition's offsets are its own.
+        writer.deliver("s/t/2", events(0..3), 0).await.unwrap();
+        assert_eq!(fake.commits().len(), 3);
+        assert_eq!(fake.payloads().len(), 18);
+    }
+
+    #[tokio::test]
+    async fn exactly_once_aborts_a_failed_batch_which_can_then_be_written() {
+        let fake = FakePravega::with_stream(1);
+        fake.inject(Faults {
+            failed_commits: 1,
+            ..Faults::default()
+        });
+        let (mut writer, _) = new_writer(&fake, WriterMode::ExactlyOnce);
+        assert!(writer.deliver("s/t/1", events(0..4), 0).await.is_err());
+        assert_eq!(fake.aborts(), ["txn-1"]);
+        assert!(fake.payloads().is_empty(), "nothing of an aborted batch");
+        fake.inject(Faults {
+            failed_writes: 1,
+            ..Faults::default()
+        });
+        assert!(writer.deliver("s/t/1", events(0..4), 0).await.is_err());
+        assert_eq!(fake.aborts(), ["txn-1", "txn-2"]);
+        let retried = writer.deliver("s/t/1", events(0..4), 0).await.unwrap();
+        assert_eq!(retried.written, 4);
+        assert_eq!(fake.commits(), ["txn-3"]);
+        assert_eq!(fake.payloads().len(), 4);
+    }
+}

@@ -1,0 +1,272 @@
+//! The source session against the in-process fake (all connector logic:
+//! starts, Ack and Nack, state and resume, failures, release on close) and
+//! against pravega-client's own mock mode (reader group from a stream cut).
+
+use crate::config::SourceConfig;
+use crate::mapping::{OFFSET_HEADER, SEGMENT_HEADER, message_id};
+use crate::session::Session;
+use iggy_common::HeaderKey;
+use iggy_connector_sdk::source::SourceBatchResult;
+use iggy_connector_sdk::{ConnectorState, ProducedMessages};
+use iggy_connector_shared::pravega::RealClient;
+use iggy_connector_shared::pravega::client::{PravegaClient, ScalingPolicy, StartAt};
+use iggy_connector_shared::pravega::fake::{FakePravega, Faults};
+use iggy_connector_shared::session_source::SourceSession;
+use std::sync::Arc;
+
+fn config(extra: &str) -> SourceConfig {
+    let json = format!(
+        r#"{{"controller_uri":"tcp://127.0.0.1:9090","scope":"shop","stream":"orders","poll_wait":"10ms"{extra}}}"#
+    );
+    let config: SourceConfig = serde_json::from_str(&json).unwrap();
+    config.validate().unwrap();
+    config
+}
+
+async fn open(fake: &FakePravega, extra: &str, state: Option<ConnectorState>) -> Session {
+    Session::start(1, config(extra), state, Arc::new(fake.clone()))
+        .await
+        .unwrap()
+}
+
+fn fill(fake: &FakePravega, range: std::ops::Range<u32>) {
+    for n in range {
+        fake.append(
+            Some(&format!("key-{}", n % 3)),
+            format!("event {n}").as_bytes(),
+        );
+    }
+}
+
+fn payloads(batch: &ProducedMessages) -> Vec<String> {
+    batch
+        .messages
+        .iter()
+        .map(|m| String::from_utf8(m.payload.clone()).unwrap())
+        .collect()
+}
+
+fn sorted_numbers(batch: &ProducedMessages) -> Vec<u32> {
+    let mut numbers: Vec<u32> = payloads(batch)
+        .iter()
+        .map(|p| p.trim_start_matches("event ").parse().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+#[tokio::test]
+async fn reads_from_head_with_headers_ids_and_state() {
+    let fake = FakePravega::with_stream(2);
+    fill(&fake, 0..10);
+    let mut session = open(&fake, "", None).await;
+    let batch = session.poll().await.unwrap();
+    assert_eq!(sorted_numbers(&batch), (0..10).collect::<Vec<_>>());
+    for message in &batch.messages {
+        let headers = message.headers.as_ref().unwrap();
+        let get = |k: &str| {
+            headers
+                .get(&HeaderKey::try_from(k).unwrap())
+                .unwrap()
+                .to_string_value()
+        };
+        let (segment, offset) = (get(SEGMENT_HEADER), get(OFFSET_HEADER));
+        assert_eq!(
+            message.id,
+            Some(message_id(
+                "shop/orders",
+                segment.parse().unwrap(),
+                offset.parse().unwrap()
+            ))
+        );
+    }
+    assert!(batch.state.is_some(), "positions moved");
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    let idle = session.poll().await.unwrap();
+    assert!(idle.messages.is_empty());
+    assert!(idle.state.is_none(), "nothing moved");
+}
+
+#[tokio::test]
+async fn a_tail_start_is_saved_before_any_event_so_a_restart_misses_nothing() {
+    let fake = FakePravega::with_stream(1);
+    fill(&fake, 0..3);
+    let mut session = open(&fake, r#","start":"tail""#, None).await;
+    let mut first = session.poll().await.unwrap();
+    assert!(first.messages.is_empty());
+    let state = first
+        .state
+        .take()
+        .expect("the resolved tail is handed over");
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    assert!(session.poll().await.unwrap().state.is_none(), "held now");
+    session.close().await;
+    fill(&fake, 3..5);
+    let mut resumed = open(&fake, r#","start":"tail""#, Some(state)).await;
+    assert_eq!(sorted_numbers(&resumed.poll().await.unwrap()), [3, 4]);
+}
+
+#[tokio::test]
+async fn batch_size_bounds_a_batch_and_ack_moves_on() {
+    let fake = FakePravega::with_stream(1);
+    fill(&fake, 0..10);
+    let mut session = open(&fake, r#","batch_size":4"#, None).await;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let batch = session.poll().await.unwrap();
+        assert!(batch.messages.len() <= 4);
+        seen.extend(sorted_numbers(&batch));
+        session.on_batch_result(SourceBatchResult::Ack).await;
+    }
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn nack_reads_the_same_batch_again_from_a_new_reader() {
+    let fake = FakePravega::with_stream(2);
+    fill(&fake, 0..6);
+    let mut session = open(&fake, "", None).await;
+    let first = session.poll().await.unwrap();
+    session.on_batch_result(SourceBatchResult::Nack).await;
+    assert!(fake.open_groups().is_empty(), "the old reader was released");
+    let again = session.poll().await.unwrap();
+    let ids = |b: &ProducedMessages| {
+        let mut ids: Vec<_> = b.messages.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(ids(&first), ids(&again));
+    assert_eq!(fake.open_groups(), ["iggy-source-orders"]);
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    fill(&fake, 6..8);
+    assert_eq!(sorted_numbers(&session.poll().await.unwrap()), [6, 7]);
+}
+
+#[tokio::test]
+async fn resumes_from_saved_state_after_a_restart() {
+    let fake = FakePravega::with_stream(3);
+    fill(&fake, 0..9);
+    let mut session = open(&fake, r#","batch_size":5"#, None).await;
+    let mut batch = session.poll().await.unwrap();
+    assert_eq!(batch.messages.len(), 5);
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    let state = batch.state.take().unwrap();
+    session.close().await;
+    assert!(fake.open_groups().is_empty(), "close released the reader");
+
+    // The saved state wins over `start`.
+    let mut resumed = open(&fake, r#","start":"tail""#, Some(state)).await;
+    let rest = resumed.poll().await.unwrap();
+    let mut all = sorted_numbers(&batch);
+    all.extend(sorted_numbers(&rest));
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..9).collect::<Vec<_>>(),
+        "nothing lost, nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn an_unacknowledged_batch_is_read_again_after_a_restart() {
+    let fake = FakePravega::with_stream(1);
+    fill(&fake, 0..4);
+    let mut session = open(&fake, r#","batch_size":2"#, None).await;
+    let first = session.poll().await.unwrap();
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    let second = session.poll().await.unwrap();
+    assert_eq!(sorted_numbers(&second), [2, 3]);
+    // Crash before the Ack: the runtime holds the first batch's state.
+    let mut resumed = open(&fake, "", first.state).await;
+    assert_eq!(sorted_numbers(&resumed.poll().await.unwrap()), [2, 3]);
+}
+
+#[tokio::test]
+async fn starts_at_tail_or_at_a_stream_cut() {
+    let fake = FakePravega::with_stream(2);
+    fill(&fake, 0..4);
+    let mut tail = open(&fake, r#","start":"tail""#, None).await;
+    assert!(tail.poll().await.unwrap().messages.is_empty());
+    fill(&fake, 4..6);
+    assert_eq!(sorted_numbers(&tail.poll().await.unwrap()), [4, 5]);
+    tail.close().await;
+
+    let single = FakePravega::with_stream(1);
+    fill(&single, 0..3);
+    // "event 0" is 7 bytes: the second event starts at 8 + 7.
+    let mut cut = open(
+        &single,
+        r#","start":{"stream_cut":{"0":15}},"reader_group":"from-cut""#,
+        None,
+    )
+    .await;
+    assert_eq!(sorted_numbers(&cut.poll().await.unwrap()), [1, 2]);
+    assert_eq!(single.open_groups(), ["from-cut"]);
+}
+
+#[tokio::test]
+async fn a_client_failure_fails_the_poll_and_loses_nothing() {
+    let fake = FakePravega::with_stream(1);
+    fill(&fake, 0..3);
+    let mut session = open(&fake, "", None).await;
+    fake.inject(Faults {
+        panicked_reads: 1,
+        failed_reads: 1,
+        ..Faults::default()
+    });
+    let error = session.poll().await.unwrap_err();
+    assert!(error.to_string().contains("panicked"), "{error}");
+    let error = session.poll().await.unwrap_err();
+    assert!(error.to_string().contains("refused"), "{error}");
+    assert_eq!(sorted_numbers(&session.poll().await.unwrap()), [0, 1, 2]);
+}
+
+#[tokio::test]
+async fn creates_a_missing_stream_before_reading() {
+    let fake = FakePravega::new();
+    let mut session = open(&fake, r#","create":{"segments":3}"#, None).await;
+    assert_eq!(fake.segments().len(), 3);
+    fill(&fake, 0..3);
+    assert_eq!(sorted_numbers(&session.poll().await.unwrap()), [0, 1, 2]);
+}
+
+#[tokio::test]
+async fn state_of_another_stream_is_ignored() {
+    let fake = FakePravega::with_stream(1);
+    fill(&fake, 0..2);
+    let other = ConnectorState::serialize(
+        &crate::cursor::SavedState {
+            stream: "shop/returns".into(),
+            positions: [(0, 1000)].into(),
+        },
+        "test",
+        1,
+    );
+    let mut session = open(&fake, "", other).await;
+    assert_eq!(sorted_numbers(&session.poll().await.unwrap()), [0, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_mode_reader_group_from_a_stream_cut_and_a_bounded_close() {
+    let client = RealClient::mock("shop", "orders").unwrap();
+    client
+        .ensure_stream(ScalingPolicy::Fixed { segments: 2 })
+        .await
+        .unwrap();
+    let head = client.resolve(&StartAt::Head).await.unwrap();
+    assert_eq!(head.len(), 2, "{head:?}");
+    assert!(head.values().all(|offset| *offset == 0), "{head:?}");
+    let mut reader = client.reader("mock-group", &head).await.unwrap();
+    // The mock cannot take a reader offline: its connection task panics
+    // and the call never answers. `close` must still return, with an error.
+    let started = std::time::Instant::now();
+    let error = reader.close().await.unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{error}"
+    );
+    assert!(
+        reader.close().await.is_ok(),
+        "a closed reader is not closed twice"
+    );
+}

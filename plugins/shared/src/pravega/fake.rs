@@ -1,0 +1,378 @@
+//! An in-process stand-in for one Pravega stream behind the client
+//! interface, for the plugins' tests (feature `pravega-fake`). It keeps what
+//! matters to the connector logic and nothing more: segments chosen by
+//! routing key, offsets as Pravega counts them (an 8-byte header per event),
+//! acknowledgements that can come late or fail, transactions whose events
+//! appear only on commit, readers that start at a stream cut, and injected
+//! failures.
+
+use crate::pravega::client::{
+    Acknowledgement, ClientError, EventReader, EventWriter, PravegaClient, ReadEvent,
+    ScalingPolicy, StartAt, StreamCut, Transaction, TransactionalWriter,
+};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// One event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub offset: i64,
+    pub routing_key: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+/// Failures to inject; each counts down as it strikes.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    pub failed_writes: usize,
+    pub failed_acks: usize,
+    pub failed_commits: usize,
+    pub failed_reads: usize,
+    /// Reads that fail as if the client had panicked.
+    pub panicked_reads: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    segments: BTreeMap<i64, Vec<StoredEvent>>,
+    /// Writes without a routing key go round the segments.
+    next_segment: usize,
+    faults: Faults,
+    ack_delay: Duration,
+    acknowledged: usize,
+    transactions_begun: usize,
+    commits: Vec<String>,
+    aborts: Vec<String>,
+    open_groups: Vec<String>,
+    created_with: Option<ScalingPolicy>,
+}
+
+impl State {
+    fn segment_for(&mut self, routing_key: Option<&str>) -> Result<i64, ClientError> {
+        let numbers: Vec<i64> = self.segments.keys().copied().collect();
+        if numbers.is_empty() {
+            return Err(ClientError::Failed("stream does not exist".into()));
+        }
+        let index = match routing_key {
+            // FNV-1a, as any stable hash would do.
+            Some(key) => key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            }) as usize,
+            None => {
+                self.next_segment += 1;
+                self.next_segment
+            }
+        } % numbers.len();
+        Ok(numbers[index])
+    }
+
+    fn append(&mut self, routing_key: Option<String>, payload: Vec<u8>) -> Result<(), ClientError> {
+        let segment = self.segment_for(routing_key.as_deref())?;
+        let events = self.segments.entry(segment).or_default();
+        let offset = events
+            .last()
+            .map_or(0, |e| e.offset + 8 + e.payload.len() as i64);
+        events.push(StoredEvent {
+            offset,
+            routing_key,
+            payload,
+        });
+        Ok(())
+    }
+
+    fn strike(counter: &mut usize) -> bool {
+        let strikes = *counter > 0;
+        *counter = counter.saturating_sub(1);
+        strikes
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct FakePravega {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakePravega {
+    /// A fake whose stream does not exist until `ensure_stream`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fake with an existing stream of `segments` segments (numbered from 0).
+    pub fn with_stream(segments: i64) -> Self {
+        let fake = Self::default();
+        fake.lock().segments = (0..segments).map(|n| (n, Vec::new())).collect();
+        fake
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn inject(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    /// Acknowledgements resolve this long after the write.
+    pub fn delay_acks(&self, delay: Duration) {
+        self.lock().ack_delay = delay;
+    }
+
+    /// Appends an event as another writer would.
+    pub fn append(&self, routing_key: Option<&str>, payload: &[u8]) {
+        self.lock()
+            .append(routing_key.map(str::to_string), payload.to_vec())
+            .expect("the fake's stream exists");
+    }
+
+    /// Every stored event by segment.
+    pub fn segments(&self) -> BTreeMap<i64, Vec<StoredEvent>> {
+        self.lock().segments.clone()
+    }
+
+    /// Every stored payload, segment by segment.
+    pub fn payloads(&self) -> Vec<Vec<u8>> {
+        self.lock()
+            .segments
+            .values()
+            .flatten()
+            .map(|e| e.payload.clone())
+            .collect()
+    }
+
+    pub fn acknowledged(&self) -> usize {
+        self.lock().acknowledged
+    }
+
+    pub fn transactions_begun(&self) -> usize {
+        self.lock().transactions_begun
+    }
+
+    pub fn commits(&self) -> Vec<String> {
+        self.lock().commits.clone()
+    }
+
+    pub fn aborts(&self) -> Vec<String> {
+        self.lock().aborts.clone()
+    }
+
+    pub fn open_groups(&self) -> Vec<String> {
+        self.lock().open_groups.clone()
+    }
+
+    pub fn created_with(&self) -> Option<ScalingPolicy> {
+        self.lock().created_with
+    }
+}
+
+#[async_trait]
+impl PravegaClient for FakePravega {
+    async fn ensure_stream(&self, scaling: ScalingPolicy) -> Result<(), ClientError> {
+        let mut state = self.lock();
+        if state.segments.is_empty() {
+            let count = match scaling {
+                ScalingPolicy::Fixed { segments } => segments,
+                ScalingPolicy::EventsPerSecond { min_segments, .. }
+                | ScalingPolicy::KilobytesPerSecond { min_segments, .. } => min_segments,
+            };
+            state.segments = (0..i64::from(count)).map(|n| (n, Vec::new())).collect();
+            state.created_with = Some(scaling);
+        }
+        Ok(())
+    }
+
+    async fn stream_exists(&self) -> Result<bool, ClientError> {
+        Ok(!self.lock().segments.is_empty())
+    }
+
+    async fn event_writer(&self) -> Result<Box<dyn EventWriter>, ClientError> {
+        Ok(Box::new(self.clone()))
+    }
+
+    async fn transactional_writer(
+        &self,
+        _writer_id: u128,
+    ) -> Result<Box<dyn TransactionalWriter>, ClientError> {
+        Ok(Box::new(self.clone()))
+    }
+
+    async fn resolve(&self, start: &StartAt) -> Result<StreamCut, ClientError> {
+        let state = self.lock();
+        Ok(match start {
+            StartAt::Cut(cut) => cut.clone(),
+            StartAt::Head => state.segments.keys().map(|n| (*n, 0)).collect(),
+            StartAt::Tail => state
+                .segments
+                .iter()
+                .map(|(n, events)| {
+                    let end = events
+                        .last()
+                        .map_or(0, |e| e.offset + 8 + e.payload.len() as i64);
+                    (*n, end)
+                })
+                .collect(),
+        })
+    }
+
+    async fn reader(
+        &self,
+        group: &str,
+        cut: &StreamCut,
+    ) -> Result<Box<dyn EventReader>, ClientError> {
+        self.lock().open_groups.push(group.to_string());
+        Ok(Box::new(FakeReader {
+            fake: self.clone(),
+            group: group.to_string(),
+            positions: cut.clone(),
+        }))
+    }
+}
+
+#[async_trait]
+impl EventWriter for FakePravega {
+    async fn write(
+        &mut self,
+        routing_key: Option<String>,
+        event: Vec<u8>,
+    ) -> Result<Acknowledgement, ClientError> {
+        let (delay, outcome) = {
+            let mut state = self.lock();
+            if State::strike(&mut state.faults.failed_writes) {
+                return Err(ClientError::Failed("write refused (injected)".into()));
+            }
+            let outcome = if State::strike(&mut state.faults.failed_acks) {
+                Err(ClientError::Failed("append failed (injected)".into()))
+            } else {
+                state.append(routing_key, event)
+            };
+            (state.ack_delay, outcome)
+        };
+        let fake = self.clone();
+        // Due from the write, as a server acknowledges events independently.
+        let due = tokio::time::Instant::now() + delay;
+        Ok(Box::pin(async move {
+            tokio::time::sleep_until(due).await;
+            if outcome.is_ok() {
+                fake.lock().acknowledged += 1;
+            }
+            outcome
+        }))
+    }
+}
+
+#[async_trait]
+impl TransactionalWriter for FakePravega {
+    async fn begin(&mut self) -> Result<Box<dyn Transaction>, ClientError> {
+        let mut state = self.lock();
+        state.transactions_begun += 1;
+        Ok(Box::new(FakeTransaction {
+            fake: self.clone(),
+            id: format!("txn-{}", state.transactions_begun),
+            events: Vec::new(),
+        }))
+    }
+}
+
+struct FakeTransaction {
+    fake: FakePravega,
+    id: String,
+    events: Vec<(Option<String>, Vec<u8>)>,
+}
+
+#[async_trait]
+impl Transaction for FakeTransaction {
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    async fn write(
+        &mut self,
+        routing_key: Option<String>,
+        event: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        if State::strike(&mut self.fake.lock().faults.failed_writes) {
+            return Err(ClientError::Failed(
+                "transaction write refused (injected)".into(),
+            ));
+        }
+        self.events.push((routing_key, event));
+        Ok(())
+    }
+
+    async fn commit(&mut self, _timestamp_ms: u64) -> Result<(), ClientError> {
+        let mut state = self.fake.lock();
+        if State::strike(&mut state.faults.failed_commits) {
+            return Err(ClientError::Failed("commit refused (injected)".into()));
+        }
+        for (routing_key, event) in self.events.drain(..) {
+            state.append(routing_key, event)?;
+        }
+        state.commits.push(self.id.clone());
+        Ok(())
+    }
+
+    async fn abort(&mut self) -> Result<(), ClientError> {
+        self.events.clear();
+        self.fake.lock().aborts.push(self.id.clone());
+        Ok(())
+    }
+}
+
+struct FakeReader {
+    fake: FakePravega,
+    group: String,
+    positions: StreamCut,
+}
+
+impl FakeReader {
+    fn available(&self, max: usize) -> Vec<ReadEvent> {
+        let state = self.fake.lock();
+        let mut events = Vec::new();
+        for (segment, from) in &self.positions {
+            let stored = state.segments.get(segment).into_iter().flatten();
+            for event in stored.filter(|e| e.offset >= *from) {
+                if events.len() == max {
+                    return events;
+                }
+                events.push(ReadEvent {
+                    segment: *segment,
+                    offset: event.offset,
+                    next_offset: event.offset + 8 + event.payload.len() as i64,
+                    payload: event.payload.clone(),
+                });
+            }
+        }
+        events
+    }
+}
+
+#[async_trait]
+impl EventReader for FakeReader {
+    async fn read(&mut self, max: usize, wait: Duration) -> Result<Vec<ReadEvent>, ClientError> {
+        {
+            let mut state = self.fake.lock();
+            if State::strike(&mut state.faults.panicked_reads) {
+                return Err(ClientError::Panicked("read (injected)".into()));
+            }
+            if State::strike(&mut state.faults.failed_reads) {
+                return Err(ClientError::Failed("read refused (injected)".into()));
+            }
+        }
+        let mut events = self.available(max);
+        if events.is_empty() {
+            tokio::time::sleep(wait).await;
+            events = self.available(max);
+        }
+        for event in &events {
+            self.positions.insert(event.segment, event.next_offset);
+        }
+        Ok(events)
+    }
+
+    async fn close(&mut self) -> Result<(), ClientError> {
+        self.fake.lock().open_groups.retain(|g| *g != self.group);
+        Ok(())
+    }
+}
