@@ -177,8 +177,18 @@ impl NatsConnection {
                     .into_iter()
                     .flatten()
                     .collect();
+                // rustls's words for a peer that answered in plain text.
+                let hint = if tls.required && e.to_string().contains("InvalidContentType") {
+                    " (tls.required is set but the server did not answer in TLS: \
+                     is TLS enabled on it?)"
+                } else {
+                    ""
+                };
                 crate::secret::redact(
-                    &format!("cannot connect to NATS at {}: {e}", self.servers_for_logs()),
+                    &format!(
+                        "cannot connect to NATS at {}: {e}{hint}",
+                        self.servers_for_logs()
+                    ),
                     &secrets,
                 )
             })
