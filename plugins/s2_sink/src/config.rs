@@ -25,6 +25,10 @@ pub struct SinkConfig {
     pub create_stream: Option<CreateStream>,
     /// Keyed changelog mode: `@key` and `@action` headers.
     pub upsert: Option<UpsertSettings>,
+    /// How far back a stream is read, the first time an Iggy partition
+    /// writes to it, to find that partition's last record.
+    #[serde(default)]
+    pub read_back: ReadBack,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
@@ -36,6 +40,27 @@ pub struct SinkConfig {
 pub struct CreateStream {
     /// `"infinite"` or an age such as `"7d"`; absent: the basin's default.
     pub retention: Option<Retention>,
+}
+
+/// Whichever comes first ends the read-back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadBack {
+    pub records: u64,
+    /// Metered bytes (as S2 counts them).
+    pub bytes: u64,
+    #[serde(with = "serde_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ReadBack {
+    fn default() -> Self {
+        Self {
+            records: 100_000,
+            bytes: 128 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +111,15 @@ impl SinkConfig {
         {
             return Err("create_stream.retention: must be at least one second".into());
         }
+        if self.read_back.records == 0 {
+            return Err("read_back.records must be at least 1".into());
+        }
+        if self.read_back.bytes < 1024 * 1024 {
+            return Err("read_back.bytes must be at least 1048576 (one read)".into());
+        }
+        if self.read_back.timeout.is_zero() {
+            return Err("read_back.timeout must be greater than zero".into());
+        }
         if let Some(upsert) = &self.upsert {
             if upsert.key_fields.is_empty() || upsert.key_fields.iter().any(String::is_empty) {
                 return Err("upsert.key_fields: give at least one payload field".into());
@@ -129,6 +163,10 @@ mod tests {
             c.create_stream.unwrap().retention,
             Some(Retention::Infinite)
         );
+        assert_eq!(c.read_back, ReadBack::default());
+        let c = parse(&format!(r#"{{{BASE},"read_back":{{"records":500}}}}"#)).unwrap();
+        assert_eq!(c.read_back.records, 500);
+        assert_eq!(c.read_back.timeout, ReadBack::default().timeout);
     }
 
     #[test]
@@ -155,6 +193,19 @@ mod tests {
                 format!(r#"{{{BASE},"create_stream":{{"retention":"soon"}}}}"#),
                 "soon",
             ),
+            (
+                format!(r#"{{{BASE},"read_back":{{"records":0}}}}"#),
+                "read_back.records",
+            ),
+            (
+                format!(r#"{{{BASE},"read_back":{{"bytes":10}}}}"#),
+                "read_back.bytes",
+            ),
+            (
+                format!(r#"{{{BASE},"read_back":{{"timeout":"0s"}}}}"#),
+                "read_back.timeout",
+            ),
+            (format!(r#"{{{BASE},"read_back":{{"recs":5}}}}"#), "recs"),
         ];
         for (json, expected) in cases {
             let error = parse(&json).unwrap_err();

@@ -28,10 +28,11 @@ sink_connector!(S2Sink);
 /// Records with the Iggy offset each came from, in offset order.
 type OffsetRecords = Vec<(u64, AppendRecord)>;
 
-const COUNTERS: [&str; 4] = [
+const COUNTERS: [&str; 5] = [
     "appended",
     "skipped_duplicates",
     "resyncs",
+    "read_backs_cut",
     "failed_batches",
 ];
 
@@ -123,6 +124,7 @@ impl Sink for S2Sink {
             connection.clone(),
             fencing_token,
             self.config.create_stream.as_ref(),
+            self.config.read_back,
         );
         // A fixed stream is checked now, so a wrong endpoint or basin fails `open`.
         if let Some(name) = template.fixed() {
@@ -169,6 +171,7 @@ impl Sink for S2Sink {
                     self.counters.add("appended", outcome.appended);
                     self.counters.add("skipped_duplicates", outcome.skipped);
                     self.counters.add("resyncs", outcome.resyncs);
+                    self.counters.add("read_backs_cut", outcome.read_backs_cut);
                 }
                 Err(reason) => {
                     self.counters.add("failed_batches", 1);

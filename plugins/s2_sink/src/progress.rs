@@ -4,7 +4,7 @@
 
 use crate::mapping::Position;
 use s2_sdk::types::SequencedRecord;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug)]
 pub struct Progress {
@@ -13,6 +13,8 @@ pub struct Progress {
     written: HashMap<String, u64>,
     /// Records below this sequence number have not been read back yet.
     unscanned_below: u64,
+    /// Partitions whose read-back hit its bound: taken as never written here.
+    not_found: HashSet<String>,
 }
 
 impl Progress {
@@ -21,6 +23,7 @@ impl Progress {
             tail,
             written: HashMap::new(),
             unscanned_below: tail,
+            not_found: HashSet::new(),
         }
     }
 
@@ -30,7 +33,14 @@ impl Progress {
 
     /// Whether older records must be read to know what `source` wrote.
     pub fn needs_scan(&self, source: &str) -> bool {
-        !self.written.contains_key(source) && self.unscanned_below > 0
+        !self.written.contains_key(source)
+            && !self.not_found.contains(source)
+            && self.unscanned_below > 0
+    }
+
+    /// The read-back for `source` stops here without finding its last record.
+    pub fn give_up_scan(&mut self, source: &str) {
+        self.not_found.insert(source.to_string());
     }
 
     pub fn unscanned_below(&self) -> u64 {
@@ -86,7 +96,11 @@ mod tests {
         assert!(p.needs_scan("s/t/3"));
         p.observe(&[record(2, Some("s/t/1@1"))]);
         assert_eq!(p.written("s/t/1"), Some(5));
+        p.give_up_scan("s/t/3");
+        assert!(!p.needs_scan("s/t/3"), "a bounded read-back ends");
+        assert_eq!(p.written("s/t/3"), None);
+        assert!(p.needs_scan("s/t/4"), "others still read back");
         p.scanned_down_to(0);
-        assert!(!p.needs_scan("s/t/3"));
+        assert!(!p.needs_scan("s/t/4"));
     }
 }

@@ -4,17 +4,18 @@
 //! instead of guessing. Nothing here can append a record twice.
 
 use crate::batches;
-use crate::config::{CreateStream, Retention};
+use crate::config::{CreateStream, ReadBack, Retention};
 use crate::progress::Progress;
 use iggy_connector_shared::s2::{S2Connection, stream_name};
 use s2_sdk::error::{AppendConditionFailed, AppendError, ErrorCode, ReadError, RequestError};
 use s2_sdk::types::{
     AppendInput, AppendRecord, AppendRecordBatch, CommandRecord, CreateStreamInput, FencingToken,
-    ReadFrom, ReadInput, ReadLimits, ReadStart, ReadStop, RetentionPolicy, SequencedRecord,
-    StreamConfig,
+    MeteredBytes, ReadFrom, ReadInput, ReadLimits, ReadStart, ReadStop, RetentionPolicy,
+    SequencedRecord, StreamConfig,
 };
 use s2_sdk::{S2Basin, S2Stream};
 use std::collections::{HashMap, HashSet};
+use tokio::time::Instant;
 
 /// Records read back per step when looking for a partition's last write.
 const SCAN_CHUNK: u64 = 1000;
@@ -27,6 +28,8 @@ pub struct Outcome {
     pub skipped: u64,
     /// Appends retried after re-reading the stream.
     pub resyncs: u64,
+    /// Read-backs that hit `read_back` before finding the partition's last record.
+    pub read_backs_cut: u64,
 }
 
 struct Target {
@@ -41,6 +44,7 @@ pub struct Writer {
     connection: S2Connection,
     fencing_token: Option<FencingToken>,
     create: Option<StreamConfig>,
+    read_back: ReadBack,
     targets: HashMap<String, Target>,
     /// Streams fenced by this instance: never fenced again, so that a writer
     /// that took a stream over is not overruled by a retry here.
@@ -53,6 +57,7 @@ impl Writer {
         connection: S2Connection,
         fencing_token: Option<FencingToken>,
         create: Option<&CreateStream>,
+        read_back: ReadBack,
     ) -> Self {
         let create = create.map(|c| match c.retention {
             None => StreamConfig::new(),
@@ -68,6 +73,7 @@ impl Writer {
             connection,
             fencing_token,
             create,
+            read_back,
             targets: HashMap::new(),
             fenced: HashSet::new(),
         }
@@ -96,7 +102,7 @@ impl Writer {
         let Some(target) = self.targets.get_mut(name) else {
             return Err(format!("stream `{name}` was not prepared"));
         };
-        let result = append_new(target, source, records, attempts, delay).await;
+        let result = append_new(target, source, records, attempts, delay, self.read_back).await;
         match &result {
             Err(WriteError::Fenced(_)) | Ok(_) => {}
             // Whatever the stream holds now is learned again on the next batch.
@@ -162,15 +168,14 @@ async fn append_new(
     records: &[(u64, AppendRecord)],
     attempts: u32,
     delay: std::time::Duration,
+    read_back: ReadBack,
 ) -> Result<Outcome, WriteError> {
     let mut outcome = Outcome::default();
     let mut attempt = 0;
     'attempts: loop {
         attempt += 1;
-        if target.progress.needs_scan(source) {
-            scan_back(target, source)
-                .await
-                .map_err(WriteError::Failed)?;
+        if target.progress.needs_scan(source) && !scan_back(target, source, read_back).await? {
+            outcome.read_backs_cut += 1;
         }
         let done = target.progress.written(source);
         let (offsets, pending): (Vec<u64>, Vec<AppendRecord>) = records
@@ -225,13 +230,29 @@ async fn append_new(
     }
 }
 
-/// Reads back older records until `source`'s last write is found or the
-/// stream's start is reached.
-async fn scan_back(target: &mut Target, source: &str) -> Result<(), String> {
+/// Reads back older records until `source`'s last write is found, the
+/// stream's start is reached, or `bound` is; false when the bound cut it
+/// short (then `source` is taken as never written to this stream).
+async fn scan_back(target: &mut Target, source: &str, bound: ReadBack) -> Result<bool, WriteError> {
+    let deadline = Instant::now() + bound.timeout;
+    let (mut records_read, mut bytes_read) = (0u64, 0u64);
     while target.progress.needs_scan(source) {
+        let left = bound.records.saturating_sub(records_read);
+        if left == 0 || bytes_read >= bound.bytes {
+            return Ok(cut_short(target, source, records_read, bytes_read));
+        }
         let until = target.progress.unscanned_below();
-        let from = until.saturating_sub(SCAN_CHUNK);
-        let records = read_range(&target.stream, from, until).await?;
+        let from = until.saturating_sub(SCAN_CHUNK.min(left));
+        let read = tokio::time::timeout_at(deadline, read_range(&target.stream, from, until));
+        let Ok(records) = read.await else {
+            return Ok(cut_short(target, source, records_read, bytes_read));
+        };
+        let records = records.map_err(WriteError::Failed)?;
+        records_read += records.len() as u64;
+        bytes_read += records
+            .iter()
+            .map(|r| r.metered_bytes() as u64)
+            .sum::<u64>();
         target.progress.observe(&records);
         // Records starting later than asked: everything before them was trimmed.
         let trimmed = records.first().is_none_or(|r| r.seq_num > from);
@@ -239,7 +260,16 @@ async fn scan_back(target: &mut Target, source: &str) -> Result<(), String> {
             .progress
             .scanned_down_to(if trimmed { 0 } else { from });
     }
-    Ok(())
+    Ok(true)
+}
+
+fn cut_short(target: &mut Target, source: &str, records: u64, bytes: u64) -> bool {
+    tracing::warn!(
+        "S2 sink: read back {records} records ({bytes} metered bytes) of the stream down to seq_num {} without finding the last record from `{source}` (the `read_back` bound); taking it as never written there, so records of it older than that could be appended again",
+        target.progress.unscanned_below()
+    );
+    target.progress.give_up_scan(source);
+    false
 }
 
 /// Learns the real tail and what was appended since the last known one.

@@ -1,7 +1,7 @@
 //! The sink against a real S2 API server (s2-lite, started per test on a free
 //! loopback port), driven through the real harness binary.
 
-use harness_test_support::s2::S2Lite;
+use harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
 use harness_test_support::*;
 use s2_sdk::S2Basin;
 use s2_sdk::error::{AppendConditionFailed, AppendError};
@@ -10,6 +10,7 @@ use s2_sdk::types::{
     RetentionPolicy, SequencedRecord,
 };
 use std::path::PathBuf;
+use std::time::Duration;
 
 const BASIN: &str = "iggy-tests";
 
@@ -50,6 +51,40 @@ async fn data_records(basin: &S2Basin, stream: &str) -> Vec<SequencedRecord> {
         .into_iter()
         .filter(|r| !r.is_command_record())
         .collect()
+}
+
+/// The stream's tail, 0 while it does not exist yet.
+fn tail(rt: &tokio::runtime::Runtime, basin: &S2Basin, stream: &str) -> u64 {
+    rt.block_on(basin.stream(stream.parse().unwrap()).check_tail())
+        .map_or(0, |p| p.seq_num)
+}
+
+/// The `@iggy-position` of each data record, in stream order.
+fn positions(rt: &tokio::runtime::Runtime, basin: &S2Basin, stream: &str) -> Vec<String> {
+    rt.block_on(data_records(basin, stream))
+        .iter()
+        .filter_map(|r| header(r, "@iggy-position"))
+        .collect()
+}
+
+/// A background run, once the sink has appended 1000 records to `stream`.
+fn run_until_appended(
+    ws: &Workspace,
+    extra: &[&str],
+    rt: &tokio::runtime::Runtime,
+    basin: &S2Basin,
+    stream: &str,
+) -> BackgroundRun {
+    let run = BackgroundRun::start(ws, "700ms", extra);
+    let appended = wait_until(Duration::from_secs(60), || {
+        (tail(rt, basin, stream) >= 1000).then_some(())
+    });
+    assert!(appended.is_some(), "the sink never appended 1000 records");
+    run
+}
+
+fn offsets(range: std::ops::Range<u64>) -> Vec<String> {
+    range.map(|o| format!("orders/created/1@{o}")).collect()
 }
 
 fn header(record: &SequencedRecord, name: &str) -> Option<String> {
@@ -277,4 +312,116 @@ fn bad_config_missing_stream_and_unreachable_endpoint_are_clear_errors() {
         assert!(text.contains(expected.as_str()), "case {index}: {text}");
         assert!(!text.contains("secret-token-9"), "no token: {text}");
     }
+}
+
+#[test]
+fn a_harness_killed_mid_run_and_restarted_leaves_every_message_once() {
+    const TOTAL: u64 = 20_000;
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    ws.produce("created", TOTAL);
+    let config = format!(
+        "{}stream = \"crash\"\n[plugin_config.create_stream]",
+        connection(&server)
+    );
+    ws.sink("to_s2", &sink_library(), "created", &config);
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+
+    run_until_appended(&ws, &[], &rt, &basin, "crash").kill();
+    let at_kill = tail(&rt, &basin, "crash");
+    assert!(
+        at_kill < TOTAL,
+        "killed mid-run: {at_kill} of {TOTAL} appended"
+    );
+
+    // Uncommitted batches come again; the sink learns what landed and skips it.
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(positions(&rt, &basin, "crash"), offsets(0..TOTAL));
+}
+
+#[test]
+fn s2_lite_killed_mid_append_fails_the_batch_and_a_restart_on_its_data_leaves_no_duplicates() {
+    const TOTAL: u64 = 20_000;
+    let ws = Workspace::new();
+    let mut server = S2Lite::start_on_disk(ws.dir.path(), &[BASIN]);
+    ws.produce("created", TOTAL);
+    let config = format!(
+        "{}stream = \"outage\"\nmax_retries = 1\nretry_policy = \"all\"\n[plugin_config.create_stream]",
+        connection(&server)
+    );
+    ws.sink("to_s2", &sink_library(), "created", &config);
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+
+    // Two attempts per batch: with s2-lite gone the run gives up and ends.
+    let run = run_until_appended(&ws, &["--max-attempts", "2"], &rt, &basin, "outage");
+    server.kill();
+    let output = run.wait();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let first = connector(&report, "to_s2");
+    assert!(
+        first["errors"].as_u64().unwrap() >= 1,
+        "consume failed: {report}"
+    );
+    assert!(
+        first["messages_out"].as_u64().unwrap() < TOTAL,
+        "stopped mid-run: {report}"
+    );
+
+    server.restart();
+    let basin = self::basin(&rt, &server);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(positions(&rt, &basin, "outage"), offsets(0..TOTAL));
+}
+
+#[test]
+fn the_first_read_back_stops_at_its_bound() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    ws.produce("created", 100);
+    let rt = runtime();
+    let basin = basin(&rt, &server);
+    let sink = |key: &str, read_back: &str| {
+        let config = format!(
+            "{}stream = \"shared\"\n[plugin_config.create_stream]\n{read_back}",
+            connection(&server)
+        );
+        ws.sink(key, &sink_library(), "created", &config);
+    };
+    sink("first", "");
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    // Another writer buries those records under 3000 of its own.
+    let stream = basin.stream("shared".parse().unwrap());
+    for _ in 0..3 {
+        let records = (0..1000).map(|n| AppendRecord::new(format!("other {n}")).unwrap());
+        let batch = AppendRecordBatch::try_from_iter(records).unwrap();
+        rt.block_on(stream.append(AppendInput::new(batch))).unwrap();
+    }
+    let replay = |key: &str, read_back: &str| {
+        for old in std::fs::read_dir(ws.connectors()).unwrap() {
+            std::fs::remove_file(old.unwrap().path()).unwrap();
+        }
+        sink(key, read_back);
+        let (output, report) = ws.run(&[]);
+        assert_ran(&output, &report);
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+
+    // A replay (a new consumer group) reading back only 1000 records does
+    // not reach the partition's records: it takes them as never written.
+    let log = replay("bounded", "[plugin_config.read_back]\nrecords = 1000");
+    assert!(log.contains("the `read_back` bound"), "{log}");
+    let mut twice = offsets(0..100);
+    twice.extend(offsets(0..100));
+    assert_eq!(positions(&rt, &basin, "shared"), twice);
+    assert_eq!(tail(&rt, &basin, "shared"), 3200);
+
+    // The default bound reaches them: nothing is appended again.
+    let log = replay("unbounded", "");
+    assert!(!log.contains("the `read_back` bound"), "{log}");
+    assert_eq!(tail(&rt, &basin, "shared"), 3200);
 }

@@ -1,13 +1,16 @@
 //! Benchmark: the S2 source through the harness against raw s2-sdk reads of
-//! the same stream, in one process, against one in-memory s2-lite. Runs
-//! alternate, three each; medians are reported (the machine is shared).
+//! the same stream, in one process, against one in-memory s2-lite. The raw
+//! reads ask exactly what the source's reads ask (count, bytes, clamp to the
+//! tail, no wait). The harness's own ceiling is measured too: its no-op test
+//! source, same batches and payloads, no I/O. Runs alternate, three each;
+//! medians are reported (the machine is shared).
 //!
 //! cargo build --release -p iggy_connector_s2_source -p iggy-harness
 //! cargo run --release -p iggy_connector_s2_source --example s2_source_bench [messages]
 
-use harness_test_support::median;
 use harness_test_support::s2::S2Lite;
-use iggy_harness::bench::{BenchOptions, bench_source};
+use harness_test_support::{median, perf};
+use iggy_harness::bench::{BenchOptions, BenchReport, bench_source, print};
 use s2_sdk::S2Stream;
 use s2_sdk::types::{
     AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput, ReadFrom, ReadInput,
@@ -20,6 +23,8 @@ const BASIN: &str = "bench-basin";
 const STREAM: &str = "bench-orders";
 const PAYLOAD: usize = 1024;
 const BATCH: u64 = 1000;
+/// The source's default `buffer_bytes`.
+const READ_BYTES: usize = 1024 * 1024;
 const ROUNDS: usize = 3;
 
 async fn fill(stream: &S2Stream, count: u64) {
@@ -45,8 +50,20 @@ async fn raw_read(stream: &S2Stream, count: u64) -> f64 {
     let mut next = 0u64;
     while next < count {
         let input = ReadInput::new()
-            .with_start(ReadStart::new().with_from(ReadFrom::SeqNum(next)))
-            .with_stop(ReadStop::new().with_limits(ReadLimits::new().with_count(BATCH as usize)));
+            .with_start(
+                ReadStart::new()
+                    .with_from(ReadFrom::SeqNum(next))
+                    .with_clamp_to_tail(true),
+            )
+            .with_stop(
+                ReadStop::new()
+                    .with_limits(
+                        ReadLimits::new()
+                            .with_count(BATCH as usize)
+                            .with_bytes(READ_BYTES),
+                    )
+                    .with_wait(0),
+            );
         let batch = stream.read(input).await.expect("read");
         next += batch.records.len() as u64;
     }
@@ -86,28 +103,58 @@ fn main() {
         basin.stream(STREAM.parse().expect("name"))
     };
     runtime.block_on(fill(&stream, messages));
-    let library = harness_test_support::build_dir().join("libiggy_connector_s2_source.so");
+    let build = harness_test_support::build_dir();
+    let library = build.join("libiggy_connector_s2_source.so");
     let options = BenchOptions {
         messages,
         batch: BATCH as usize,
         payload_size: PAYLOAD,
         connector: Some(connector_file(dir.path(), &library, &server.endpoint())),
     };
-    let (mut raw, mut plugin) = (Vec::new(), Vec::new());
+    // Without a connector file the bench configures the test source itself.
+    let no_op = BenchOptions {
+        connector: None,
+        ..options
+    };
+    let no_op_library = build.join("libiggy_connector_testkit_source.so");
+    let (mut raw, mut plugin, mut ceiling) = (Vec::new(), Vec::new(), Vec::new());
+    let mut reports: Vec<BenchReport> = Vec::new();
     for _ in 0..ROUNDS {
         raw.push(runtime.block_on(raw_read(&stream, messages)));
         // No saved state is passed, so each run reads the stream from the start.
-        plugin.push(
-            bench_source(&library, &options)
-                .expect("plugin bench")
+        let report = bench_source(&library, &options).expect("plugin bench");
+        plugin.push(report.messages_per_sec);
+        reports.push(report);
+        ceiling.push(
+            bench_source(&no_op_library, &no_op)
+                .expect("no-op source bench")
                 .messages_per_sec,
         );
     }
-    let (raw, plugin) = (median(raw), median(plugin));
+    let (raw, plugin, ceiling) = (median(raw), median(plugin), median(ceiling));
     println!(
-        "S2 source: {messages} records of {PAYLOAD} B, reads of {BATCH}, s2-lite in memory, median of {ROUNDS}"
+        "S2 source: {messages} records of {PAYLOAD} B, reads of {BATCH} (≤ {READ_BYTES} B), s2-lite in memory, median of {ROUNDS}"
     );
-    println!("  raw s2-sdk read              {raw:>9.0} msg/s");
-    println!("  plugin through the harness   {plugin:>9.0} msg/s");
-    println!("  ratio plugin / raw           {:>9.2}", plugin / raw);
+    println!("  raw s2-sdk read (the source's read input)  {raw:>9.0} msg/s");
+    println!("  plugin through the harness                 {plugin:>9.0} msg/s");
+    println!("  harness ceiling (no-op test source)        {ceiling:>9.0} msg/s");
+    println!(
+        "  ratio plugin / raw                         {:>9.2}",
+        plugin / raw
+    );
+    println!(
+        "  ratio plugin / harness ceiling             {:>9.2}",
+        plugin / ceiling
+    );
+    if let Some(report) = reports.iter().find(|r| r.messages_per_sec == plugin) {
+        println!("  the plugin run at the median:");
+        print(report);
+    }
+    perf::report(
+        "iggy_connector_s2_source",
+        "1 KiB records, reads of 1000",
+        "msg/s",
+        raw,
+        plugin,
+    );
 }

@@ -23,6 +23,9 @@ pub struct SourceConfig {
     /// Where a stream without saved state starts.
     #[serde(default)]
     pub start: StartFrom,
+    /// `start` for particular streams, by name (saved state still wins).
+    #[serde(default)]
+    pub stream_starts: BTreeMap<String, StartFrom>,
     /// Records per batch at most.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -68,6 +71,20 @@ pub enum StartFrom {
     Timestamp(u64),
 }
 
+/// Where streams without saved state start: their own `stream_starts`
+/// entry, else `start`.
+#[derive(Debug, Clone)]
+pub struct Starts {
+    default: StartFrom,
+    per_stream: BTreeMap<String, StartFrom>,
+}
+
+impl Starts {
+    pub fn of(&self, name: &str) -> StartFrom {
+        self.per_stream.get(name).copied().unwrap_or(self.default)
+    }
+}
+
 /// How payloads are declared to the runtime, which drops those that do not
 /// decode under it: `raw` (the default) never drops anything.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -108,6 +125,18 @@ impl SourceConfig {
         for name in &self.streams {
             stream_name(name).map_err(|e| format!("streams: {e}"))?;
         }
+        for name in self.stream_starts.keys() {
+            stream_name(name).map_err(|e| format!("stream_starts: {e}"))?;
+            let read = match &self.stream_prefix {
+                Some(prefix) => name.starts_with(prefix.as_str()),
+                None => self.streams.contains(name),
+            };
+            if !read {
+                return Err(format!(
+                    "stream_starts: `{name}` is not one of the streams read (see `streams` / `stream_prefix`)"
+                ));
+            }
+        }
         if self.discovery_interval.is_zero() {
             return Err("discovery_interval must be greater than zero".into());
         }
@@ -121,6 +150,13 @@ impl SourceConfig {
             return Err("poll_wait must be whole seconds from 1s to 60s".into());
         }
         Ok(())
+    }
+
+    pub fn starts(&self) -> Starts {
+        Starts {
+            default: self.start,
+            per_stream: self.stream_starts.clone(),
+        }
     }
 
     /// `poll_wait` in S2's unit (validated to fit).
@@ -161,6 +197,22 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_start_overrides_start_for_that_stream_only() {
+        let c = parse(&format!(
+            r#"{{{BASE},"streams":["a","b"],"start":"latest","stream_starts":{{"b":{{"seq_num":7}}}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.starts().of("a"), StartFrom::Latest);
+        assert_eq!(c.starts().of("b"), StartFrom::SeqNum(7));
+        let c = parse(&format!(
+            r#"{{{BASE},"stream_prefix":"orders-","stream_starts":{{"orders-eu":"latest"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.starts().of("orders-eu"), StartFrom::Latest);
+        assert_eq!(c.starts().of("orders-us"), StartFrom::Earliest);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let cases = [
             (format!(r#"{{{BASE}}}"#), "streams"),
@@ -183,6 +235,18 @@ mod tests {
             (
                 format!(r#"{{{BASE},"streams":["a"],"bufer_bytes":1}}"#),
                 "bufer_bytes",
+            ),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"stream_starts":{{"b":"latest"}}}}"#),
+                "stream_starts: `b` is not one of the streams read",
+            ),
+            (
+                format!(r#"{{{BASE},"stream_prefix":"x-","stream_starts":{{"y-1":"latest"}}}}"#),
+                "stream_starts: `y-1`",
+            ),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"stream_starts":{{"a":"middle"}}}}"#),
+                "middle",
             ),
         ];
         for (json, expected) in cases {

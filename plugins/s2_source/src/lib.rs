@@ -5,6 +5,7 @@
 mod config;
 mod cursor;
 mod mapping;
+mod read_ahead;
 mod reader;
 mod session;
 

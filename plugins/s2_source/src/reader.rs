@@ -26,7 +26,7 @@ pub struct Reader {
 }
 
 /// How much one read may return.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub count: usize,
     pub bytes: usize,

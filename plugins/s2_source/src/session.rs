@@ -1,10 +1,12 @@
 //! One open source: finds streams, reads a batch across them in turn (a
-//! long-poll only when all are caught up), stages the positions it reached
-//! and commits them when the runtime acknowledges the batch.
+//! long-poll only when all are caught up; after a full batch the next read is
+//! already under way), stages the positions it reached and commits them when
+//! the runtime acknowledges the batch.
 
-use crate::config::{SourceConfig, StartFrom};
+use crate::config::{SourceConfig, StartFrom, Starts};
 use crate::cursor::{Cursors, Position, SavedState, initial};
-use crate::mapping;
+use crate::mapping::StreamHeaders;
+use crate::read_ahead::ReadAhead;
 use crate::reader::{self, Limits, Reader, Streams};
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
 use iggy_connector_shared::s2::S2Connection;
@@ -28,13 +30,16 @@ pub struct Session {
     connection: S2Connection,
     reader: Reader,
     cursors: Cursors,
-    start: StartFrom,
+    /// Where each stream without saved state starts.
+    starts: Starts,
     batch_size: usize,
     buffer_bytes: usize,
     wait: u32,
     schema: Schema,
     /// Which stream a poll reads first, so that none starves the others.
     rotation: usize,
+    /// The first read of the next poll, started when a batch came out full.
+    read_ahead: Option<ReadAhead>,
     counters: Counters,
     rate_log: RateLog,
 }
@@ -64,12 +69,13 @@ impl Session {
             id,
             reader: Reader::new(basin, wanted, config.discovery_interval),
             cursors: Cursors::new(saved),
-            start: config.start,
+            starts: config.starts(),
             batch_size: config.batch_size,
             buffer_bytes: config.buffer_bytes,
             wait: config.poll_wait_secs(),
             schema: config.schema.into(),
             rotation: 0,
+            read_ahead: None,
             counters: Counters::new(&COUNTERS),
             rate_log: RateLog::new(),
             connection,
@@ -92,7 +98,8 @@ impl Session {
     /// behaviour; `check` also asks each stream's tail (it must exist).
     async fn discover(&mut self, check: bool) -> Result<(), String> {
         for name in self.reader.discover().await? {
-            let tail = if check || self.start == StartFrom::Latest {
+            let start = self.starts.of(&name);
+            let tail = if check || start == StartFrom::Latest {
                 Some(self.reader.tail(&name).await?)
             } else {
                 None
@@ -100,7 +107,7 @@ impl Session {
             if self.cursors.contains(&name) {
                 continue;
             }
-            let position = match (initial(self.start), tail) {
+            let position = match (initial(start), tail) {
                 (Some(position), _) => position,
                 (None, Some(tail)) => Position::Next(tail),
                 (None, None) => Position::Next(self.reader.tail(&name).await?),
@@ -150,6 +157,7 @@ impl Session {
             .cursors
             .state_to_save(&batch.positions)
             .and_then(|saved| ConnectorState::serialize(&saved, NAME, self.id));
+        self.read_ahead = self.read_ahead_after(&names, &batch);
         self.cursors.stage(batch.positions);
         Ok(ProducedMessages {
             schema: self.schema,
@@ -163,6 +171,8 @@ impl Session {
     }
 
     pub fn nack(&mut self) {
+        // It reads on from positions this Nack drops.
+        self.read_ahead = None;
         self.cursors.nack();
     }
 
@@ -176,6 +186,22 @@ impl Session {
         (count > 0 && bytes > 0).then_some(Limits { count, bytes, wait })
     }
 
+    /// After a full batch more is likely waiting: the next poll's first read
+    /// (the next stream in turn, from where this batch left it) starts now.
+    fn read_ahead_after(&self, names: &[String], batch: &Batch) -> Option<ReadAhead> {
+        if names.is_empty() || self.limits(batch, 0).is_some() {
+            return None;
+        }
+        let name = &names[(self.rotation + 1) % names.len()];
+        let (stream, from) = (self.reader.stream(name)?, batch.positions.get(name)?);
+        let limits = Limits {
+            count: self.batch_size,
+            bytes: self.buffer_bytes,
+            wait: 0,
+        };
+        Some(ReadAhead::start(name, stream, *from, limits))
+    }
+
     /// Reads one stream without waiting; whether anything came.
     async fn read_into(
         &mut self,
@@ -183,11 +209,19 @@ impl Session {
         limits: Limits,
         batch: &mut Batch,
     ) -> Result<bool, Error> {
-        let (Some(stream), Some(position)) = (self.reader.stream(name), batch.positions.get(name))
+        let (Some(stream), Some(&position)) = (self.reader.stream(name), batch.positions.get(name))
         else {
             return Ok(false);
         };
-        match reader::read(stream, position.read_from(), limits).await {
+        let ahead = match self.read_ahead.take() {
+            Some(ahead) => ahead.take(name, position, limits).await,
+            None => None,
+        };
+        let result = match ahead {
+            Some(result) => result,
+            None => reader::read(stream, position.read_from(), limits).await,
+        };
+        match result {
             Ok(Some(records)) => {
                 self.take(name, records, batch);
                 Ok(true)
@@ -257,13 +291,14 @@ impl Session {
             );
         }
         batch.positions.insert(name.to_string(), next);
+        let headers = StreamHeaders::new(name);
         for record in records.records {
             if record.is_command_record() {
                 self.counters.add("command_records_skipped", 1);
                 continue;
             }
             batch.bytes += record.metered_bytes();
-            let (message, dropped) = mapping::message(name, record);
+            let (message, dropped) = headers.message(record);
             self.counters.add("headers_dropped", dropped as u64);
             self.counters.add("records", 1);
             batch.messages.push(message);

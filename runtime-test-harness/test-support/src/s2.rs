@@ -1,11 +1,13 @@
 //! A real S2 API server (s2-lite) on a free loopback port, in memory or on a
-//! temp dir, with basins made at start; tests can kill and restart it.
+//! temp dir, with basins made at start; tests can kill and restart it. Also
+//! what the S2 crash tests need besides: a harness run in the background.
 
 use crate::process::{ServerProcess, free_port};
+use crate::{Workspace, harness_binary};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct S2Lite {
@@ -155,5 +157,75 @@ impl S2Lite {
             .parse::<s2_sdk::types::BasinName>()
             .expect("basin name");
         s2_sdk::S2::new(config).expect("s2-sdk client").basin(name)
+    }
+}
+
+/// `iggy-harness run` over a workspace's connectors (disk store, state dir)
+/// started in the background, for the S2 crash tests: they kill it (SIGKILL,
+/// by PID) mid-run, or take s2-lite away under it. Killed when dropped.
+pub struct BackgroundRun {
+    child: Option<Child>,
+}
+
+impl BackgroundRun {
+    /// Ends by itself once nothing has moved for `idle` (or after 60 s).
+    pub fn start(ws: &Workspace, idle: &str, extra: &[&str]) -> Self {
+        let (connectors, data, state) = (ws.connectors(), ws.path("data"), ws.path("state"));
+        let child = Command::new(harness_binary())
+            .args(["--json", "run", "--connectors-dir"])
+            .arg(connectors)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--exit-when-idle", idle, "--duration", "60s"])
+            .args(extra)
+            .current_dir(ws.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("harness starts");
+        Self { child: Some(child) }
+    }
+
+    /// SIGKILL, as a crash would, and reaps it.
+    pub fn kill(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the run to end by itself (`--duration` bounds it).
+    pub fn wait(mut self) -> Output {
+        self.child
+            .take()
+            .expect("running")
+            .wait_with_output()
+            .expect("harness output")
+    }
+}
+
+impl Drop for BackgroundRun {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `condition` every 20 ms until it gives a value, for at most `limit`.
+pub fn wait_until<T>(limit: Duration, mut condition: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(value) = condition() {
+            return Some(value);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
