@@ -7,8 +7,8 @@
 //! cargo run --release -p iggy_connector_nats_jetstream_sink --example nats_sink_bench [messages]
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
-use harness_test_support::median;
 use harness_test_support::nats::NatsServer;
+use harness_test_support::{median, perf};
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -158,4 +158,7 @@ fn main() {
         plugin_json / raw
     );
     println!("  (raw without Nats-Msg-Id, one run         {raw_without_ids:>9.0} msg/s)");
+    let sink = "iggy_connector_nats_jetstream_sink";
+    perf::report(sink, "schema json", "msg/s", raw, plugin_json);
+    perf::report(sink, "schema raw", "msg/s", raw, plugin_raw);
 }

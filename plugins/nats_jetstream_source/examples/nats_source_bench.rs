@@ -20,6 +20,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use harness_test_support::nats::NatsServer;
+use harness_test_support::perf;
 use iggy_harness::bench::{BenchOptions, bench_source, print};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -99,6 +100,9 @@ fn main() -> Result<(), async_nats::Error> {
             100.0 * rate / all
         );
     }
+    let source = "iggy_connector_nats_jetstream_source";
+    perf::report(source, "4 metadata headers", "msg/s", each, full);
+    perf::report(source, "subject header only", "msg/s", each, lean);
     Ok(())
 }
 

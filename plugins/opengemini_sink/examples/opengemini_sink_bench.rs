@@ -14,7 +14,7 @@
 //! cargo run --release -p iggy_connector_opengemini_sink --example opengemini_sink_bench [messages]
 
 use harness_test_support::influxdb::InfluxServer;
-use harness_test_support::median;
+use harness_test_support::{median, perf};
 use iggy_harness::bench::{BenchOptions, BenchReport, bench_sink};
 use iggy_harness::topic_io::generated_payload;
 use std::path::{Path, PathBuf};
@@ -167,6 +167,22 @@ fn main() {
         println!(
             "  plugin, pipelined_writes      {overlapped_median:>9.0} points/s  {overlapped:.0?}  ratio {:.2}",
             overlapped_median / raw_median
+        );
+        let sink = "iggy_connector_opengemini_sink";
+        let variant = |mode: &str| format!("{mode}, batches of {batch}");
+        perf::report(
+            sink,
+            &variant("default"),
+            "points/s",
+            raw_median,
+            plugin_median,
+        );
+        perf::report(
+            sink,
+            &variant("pipelined_writes"),
+            "points/s",
+            raw_median,
+            overlapped_median,
         );
         if let Some(report) = reports.iter().find(|r| r.messages_per_sec == plugin_median) {
             println!("  plugin (default) run at the median, by stage:");

@@ -7,6 +7,7 @@
 pub mod flink;
 pub mod influxdb;
 pub mod nats;
+pub mod perf;
 pub mod process;
 pub mod s2;
 
