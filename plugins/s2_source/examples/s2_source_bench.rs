@@ -1,22 +1,25 @@
 //! Benchmark: the S2 source through the harness against raw s2-sdk reads of
-//! the same stream, in one process, against one in-memory s2-lite. The raw
-//! reads ask exactly what the source's reads ask (count, bytes, clamp to the
-//! tail, no wait). The harness's own ceiling is measured too: its no-op test
-//! source, same batches and payloads, no I/O. Runs alternate, three each;
-//! medians are reported (the machine is shared).
+//! the same stream, in one process, against one in-memory s2-lite. Two raw
+//! references: bounded unary reads (count, bytes, clamp to the tail, no wait)
+//! and a read session as the source opens it (clamped, no stop). The
+//! harness's own ceiling is measured too: its no-op test source, same batches
+//! and payloads, no I/O. Runs alternate, three each; medians are reported
+//! (the machine is shared).
 //!
-//! cargo build --release -p iggy_connector_s2_source -p iggy-harness
+//! cargo build --release -p iggy_connector_s2_source -p iggy_connector_testkit_source -p iggy-harness
 //! cargo run --release -p iggy_connector_s2_source --example s2_source_bench [messages]
 
+use futures_core::Stream;
 use harness_test_support::s2::S2Lite;
 use harness_test_support::{median, perf};
 use iggy_harness::bench::{BenchOptions, BenchReport, bench_source, print};
 use s2_sdk::S2Stream;
 use s2_sdk::types::{
     AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput, ReadFrom, ReadInput,
-    ReadLimits, ReadStart, ReadStop,
+    ReadLimits, ReadSessionConfig, ReadStart, ReadStop,
 };
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Instant;
 
 const BASIN: &str = "bench-basin";
@@ -70,6 +73,29 @@ async fn raw_read(stream: &S2Stream, count: u64) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
+async fn raw_session(stream: &S2Stream, count: u64) -> f64 {
+    let started = Instant::now();
+    let input = ReadInput::new().with_start(
+        ReadStart::new()
+            .with_from(ReadFrom::SeqNum(0))
+            .with_clamp_to_tail(true),
+    );
+    let mut session = stream
+        .read_session(input, ReadSessionConfig::new())
+        .await
+        .expect("read session");
+    let mut next = 0u64;
+    // Every batch of a session holds at least one record.
+    while next < count {
+        let batch = std::future::poll_fn(|cx| Pin::new(&mut session).poll_next(cx))
+            .await
+            .expect("the session ended")
+            .expect("read");
+        next += batch.records.len() as u64;
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
 fn connector_file(dir: &Path, library: &Path, endpoint: &str) -> PathBuf {
     let path = dir.join("source.toml");
     let text = format!(
@@ -117,10 +143,12 @@ fn main() {
         ..options
     };
     let no_op_library = build.join("libiggy_connector_testkit_source.so");
-    let (mut raw, mut plugin, mut ceiling) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut session, mut plugin, mut ceiling) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut reports: Vec<BenchReport> = Vec::new();
     for _ in 0..ROUNDS {
         raw.push(runtime.block_on(raw_read(&stream, messages)));
+        session.push(runtime.block_on(raw_session(&stream, messages)));
         // No saved state is passed, so each run reads the stream from the start.
         let report = bench_source(&library, &options).expect("plugin bench");
         plugin.push(report.messages_per_sec);
@@ -131,16 +159,26 @@ fn main() {
                 .messages_per_sec,
         );
     }
-    let (raw, plugin, ceiling) = (median(raw), median(plugin), median(ceiling));
+    let (raw, session, plugin, ceiling) = (
+        median(raw),
+        median(session),
+        median(plugin),
+        median(ceiling),
+    );
     println!(
         "S2 source: {messages} records of {PAYLOAD} B, reads of {BATCH} (≤ {READ_BYTES} B), s2-lite in memory, median of {ROUNDS}"
     );
-    println!("  raw s2-sdk read (the source's read input)  {raw:>9.0} msg/s");
+    println!("  raw s2-sdk unary reads of {BATCH}            {raw:>9.0} msg/s");
+    println!("  raw s2-sdk read session (the source's)     {session:>9.0} msg/s");
     println!("  plugin through the harness                 {plugin:>9.0} msg/s");
     println!("  harness ceiling (no-op test source)        {ceiling:>9.0} msg/s");
     println!(
         "  ratio plugin / raw                         {:>9.2}",
         plugin / raw
+    );
+    println!(
+        "  ratio plugin / raw read session            {:>9.2}",
+        plugin / session
     );
     println!(
         "  ratio plugin / harness ceiling             {:>9.2}",

@@ -29,11 +29,11 @@ pub struct SourceConfig {
     /// Records per batch at most.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Metered bytes per batch at most (the read buffer).
+    /// Metered bytes per batch at most, and per stream read ahead of the polls.
     #[serde(default = "default_buffer_bytes")]
     pub buffer_bytes: usize,
-    /// How long a read waits for new records when every stream is caught up
-    /// (whole seconds, 1 to 60: S2's long-poll unit).
+    /// How long a poll waits for records when no stream has any (whole
+    /// seconds, 1 to 60, as when it was S2's long-poll wait).
     #[serde(default = "default_poll_wait", with = "serde_duration")]
     pub poll_wait: Duration,
     #[serde(default)]
@@ -159,7 +159,7 @@ impl SourceConfig {
         }
     }
 
-    /// `poll_wait` in S2's unit (validated to fit).
+    /// `poll_wait` in whole seconds (validated to fit).
     pub fn poll_wait_secs(&self) -> u32 {
         u32::try_from(self.poll_wait.as_secs()).unwrap_or(60)
     }

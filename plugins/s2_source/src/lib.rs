@@ -4,8 +4,8 @@
 
 mod config;
 mod cursor;
+mod feed;
 mod mapping;
-mod read_ahead;
 mod reader;
 mod session;
 

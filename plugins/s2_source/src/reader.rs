@@ -1,12 +1,8 @@
 //! The S2 side of the source: which streams exist (a fixed list, or a prefix
-//! listed again every `discovery_interval`) and bounded reads from them.
+//! listed again every `discovery_interval`) and their tails.
 
 use iggy_connector_shared::s2::stream_name;
-use s2_sdk::error::ReadError;
-use s2_sdk::types::{
-    ListStreamsInput, ReadBatch, ReadFrom, ReadInput, ReadLimits, ReadStart, ReadStop,
-    StreamNamePrefix, StreamNameStartAfter,
-};
+use s2_sdk::types::{ListStreamsInput, StreamNamePrefix, StreamNameStartAfter};
 use s2_sdk::{S2Basin, S2Stream};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,15 +19,6 @@ pub struct Reader {
     interval: Duration,
     next_discovery: Option<Instant>,
     streams: BTreeMap<String, S2Stream>,
-}
-
-/// How much one read may return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub count: usize,
-    pub bytes: usize,
-    /// Seconds to wait for a first record; 0 returns at once.
-    pub wait: u32,
 }
 
 impl Reader {
@@ -117,32 +104,5 @@ impl Reader {
             .await
             .map(|p| p.seq_num)
             .map_err(|e| format!("cannot read the tail of `{name}`: {e}"))
-    }
-}
-
-/// One bounded read; `None` when there is nothing at or after `from` yet.
-pub async fn read(
-    stream: &S2Stream,
-    from: ReadFrom,
-    limits: Limits,
-) -> Result<Option<ReadBatch>, ReadError> {
-    let input = ReadInput::new()
-        // Clamped: a position at (or, after a stream was made again, past)
-        // the tail waits for new records instead of failing.
-        .with_start(ReadStart::new().with_from(from).with_clamp_to_tail(true))
-        .with_stop(
-            ReadStop::new()
-                .with_limits(
-                    ReadLimits::new()
-                        .with_count(limits.count)
-                        .with_bytes(limits.bytes),
-                )
-                .with_wait(limits.wait),
-        );
-    match stream.read(input).await {
-        Ok(batch) if batch.records.is_empty() => Ok(None),
-        Ok(batch) => Ok(Some(batch)),
-        Err(ReadError::ReadUnwritten(_)) => Ok(None),
-        Err(e) => Err(e),
     }
 }

@@ -1,20 +1,22 @@
-//! One open source: finds streams, reads a batch across them in turn (a
-//! long-poll only when all are caught up; after a full batch the next read is
-//! already under way), stages the positions it reached and commits them when
-//! the runtime acknowledges the batch.
+//! One open source: finds streams, keeps a read session open on each (see
+//! `feed`), takes a batch from what they read, streams in turn (waiting only
+//! when none has anything), stages the positions it reached and commits them
+//! when the runtime acknowledges the batch.
 
 use crate::config::{SourceConfig, StartFrom, Starts};
 use crate::cursor::{Cursors, Position, SavedState, initial};
+use crate::feed::Feed;
 use crate::mapping::StreamHeaders;
-use crate::read_ahead::ReadAhead;
-use crate::reader::{self, Limits, Reader, Streams};
+use crate::reader::{Reader, Streams};
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
 use iggy_connector_shared::s2::S2Connection;
 use iggy_connector_shared::{Counters, RateLog};
-use s2_sdk::types::{MeteredBytes, ReadBatch};
+use s2_sdk::types::{MeteredBytes, SequencedRecord};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 const NAME: &str = "s2_source";
 const COUNTERS: [&str; 5] = [
@@ -38,8 +40,11 @@ pub struct Session {
     schema: Schema,
     /// Which stream a poll reads first, so that none starves the others.
     rotation: usize,
-    /// The first read of the next poll, started when a batch came out full.
-    read_ahead: Option<ReadAhead>,
+    feeds: BTreeMap<String, Feed>,
+    /// Streams whose session failed: when it is opened again.
+    retry_at: BTreeMap<String, Instant>,
+    /// Notified by every feed that has read something.
+    arrived: Arc<Notify>,
     counters: Counters,
     rate_log: RateLog,
 }
@@ -75,7 +80,9 @@ impl Session {
             wait: config.poll_wait_secs(),
             schema: config.schema.into(),
             rotation: 0,
-            read_ahead: None,
+            feeds: BTreeMap::new(),
+            retry_at: BTreeMap::new(),
+            arrived: Arc::new(Notify::new()),
             counters: Counters::new(&COUNTERS),
             rate_log: RateLog::new(),
             connection,
@@ -131,22 +138,23 @@ impl Session {
             messages: Vec::new(),
             bytes: 0,
         };
-        if names.is_empty() {
-            tokio::time::sleep(Duration::from_secs(u64::from(self.wait))).await;
-        } else {
+        self.start_feeds(&names, &batch.positions);
+        if !names.is_empty() {
             self.rotation = (self.rotation + 1) % names.len();
-            let mut read_any = false;
-            for name in names.iter().cycle().skip(self.rotation).take(names.len()) {
-                let Some(limits) = self.limits(&batch, 0) else {
-                    break;
-                };
-                read_any |= self.read_into(name, limits, &mut batch).await?;
-            }
-            // A moved position is handed over first: a long wait could
-            // outlast a shutdown, and a restart would start over.
-            if !read_any && self.cursors.state_to_save(&batch.positions).is_none() {
-                self.long_poll(&names, &mut batch).await?;
-            }
+        }
+        // A moved position is handed over first: a long wait could outlast a
+        // shutdown, and a restart would start over.
+        if !self.take_ready(&names, &mut batch)
+            && self.cursors.state_to_save(&batch.positions).is_none()
+        {
+            // A notification can be left over from records already taken:
+            // it is waited for again, until `poll_wait` has passed.
+            let deadline = Instant::now() + Duration::from_secs(u64::from(self.wait));
+            while tokio::time::timeout_at(deadline, self.arrived.notified())
+                .await
+                .is_ok()
+                && !self.take_ready(&names, &mut batch)
+            {}
         }
         self.rate_log
             .maybe_log(NAME, &self.counters, Duration::from_secs(30));
@@ -157,7 +165,6 @@ impl Session {
             .cursors
             .state_to_save(&batch.positions)
             .and_then(|saved| ConnectorState::serialize(&saved, NAME, self.id));
-        self.read_ahead = self.read_ahead_after(&names, &batch);
         self.cursors.stage(batch.positions);
         Ok(ProducedMessages {
             schema: self.schema,
@@ -170,9 +177,9 @@ impl Session {
         self.cursors.ack();
     }
 
+    /// The feeds that read past the committed positions are restarted from
+    /// them by the next poll.
     pub fn nack(&mut self) {
-        // It reads on from positions this Nack drops.
-        self.read_ahead = None;
         self.cursors.nack();
     }
 
@@ -180,96 +187,68 @@ impl Session {
         tracing::info!("S2 source {} closed: {}", self.id, self.counters.summary());
     }
 
-    fn limits(&self, batch: &Batch, wait: u32) -> Option<Limits> {
-        let count = self.batch_size.saturating_sub(batch.messages.len());
-        let bytes = self.buffer_bytes.saturating_sub(batch.bytes);
-        (count > 0 && bytes > 0).then_some(Limits { count, bytes, wait })
-    }
-
-    /// After a full batch more is likely waiting: the next poll's first read
-    /// (the next stream in turn, from where this batch left it) starts now.
-    fn read_ahead_after(&self, names: &[String], batch: &Batch) -> Option<ReadAhead> {
-        if names.is_empty() || self.limits(batch, 0).is_some() {
-            return None;
-        }
-        let name = &names[(self.rotation + 1) % names.len()];
-        let (stream, from) = (self.reader.stream(name)?, batch.positions.get(name)?);
-        let limits = Limits {
-            count: self.batch_size,
-            bytes: self.buffer_bytes,
-            wait: 0,
-        };
-        Some(ReadAhead::start(name, stream, *from, limits))
-    }
-
-    /// Reads one stream without waiting; whether anything came.
-    async fn read_into(
-        &mut self,
-        name: &str,
-        limits: Limits,
-        batch: &mut Batch,
-    ) -> Result<bool, Error> {
-        let (Some(stream), Some(&position)) = (self.reader.stream(name), batch.positions.get(name))
-        else {
-            return Ok(false);
-        };
-        let ahead = match self.read_ahead.take() {
-            Some(ahead) => ahead.take(name, position, limits).await,
-            None => None,
-        };
-        let result = match ahead {
-            Some(result) => result,
-            None => reader::read(stream, position.read_from(), limits).await,
-        };
-        match result {
-            Ok(Some(records)) => {
-                self.take(name, records, batch);
-                Ok(true)
-            }
-            Ok(None) => Ok(false),
-            Err(e) => Err(Error::Connection(
-                self.connection
-                    .describe(&format!("cannot read stream `{name}`: {e}")),
-            )),
-        }
-    }
-
-    /// Waits on every stream at once; the first that has records wins (the
-    /// other reads are dropped: reading has no side effects).
-    async fn long_poll(&mut self, names: &[String], batch: &mut Batch) -> Result<(), Error> {
-        let Some(limits) = self.limits(batch, self.wait) else {
-            return Ok(());
-        };
-        let mut reads = JoinSet::new();
+    /// Opens a session for each stream without one, from the position the
+    /// poll begins at; a feed that read on from elsewhere (its batch was
+    /// Nacked, or never acknowledged) is dropped and opened again from there.
+    fn start_feeds(&mut self, names: &[String], positions: &BTreeMap<String, Position>) {
+        let now = Instant::now();
         for name in names {
-            if let (Some(stream), Some(position)) =
-                (self.reader.stream(name), batch.positions.get(name))
+            let Some(&position) = positions.get(name) else {
+                continue;
+            };
+            if self.feeds.get(name).is_some_and(|f| f.next() != position) {
+                self.feeds.remove(name);
+            }
+            if self.feeds.contains_key(name) || self.retry_at.get(name).is_some_and(|at| now < *at)
             {
-                let (stream, from, name) = (stream.clone(), position.read_from(), name.clone());
-                reads.spawn(async move { (name, reader::read(&stream, from, limits).await) });
+                continue;
+            }
+            self.retry_at.remove(name);
+            if let Some(stream) = self.reader.stream(name) {
+                let feed = Feed::start(stream, position, self.buffer_bytes, self.arrived.clone());
+                self.feeds.insert(name.clone(), feed);
             }
         }
-        while let Some(joined) = reads.join_next().await {
-            match joined {
-                Ok((name, Ok(Some(records)))) => {
-                    self.take(&name, records, batch);
-                    return Ok(());
-                }
-                Ok((_, Ok(None))) => {}
-                Ok((name, Err(e))) => {
-                    return Err(Error::Connection(
-                        self.connection
-                            .describe(&format!("cannot read stream `{name}`: {e}")),
-                    ));
-                }
-                Err(e) => tracing::warn!("S2 source {}: a read task ended: {e}", self.id),
-            }
-        }
-        Ok(())
     }
 
-    fn take(&mut self, name: &str, records: ReadBatch, batch: &mut Batch) {
-        let (Some(first), Some(last)) = (records.records.first(), records.records.last()) else {
+    /// Takes what the feeds have read, streams in turn so that none starves
+    /// the others; whether anything came. A failed session is logged and
+    /// opened again after `poll_wait`.
+    fn take_ready(&mut self, names: &[String], batch: &mut Batch) -> bool {
+        let mut took = false;
+        for name in names.iter().cycle().skip(self.rotation).take(names.len()) {
+            let count = self.batch_size.saturating_sub(batch.messages.len());
+            let bytes = self.buffer_bytes.saturating_sub(batch.bytes);
+            if count == 0 || bytes == 0 {
+                break;
+            }
+            let Some(feed) = self.feeds.get_mut(name) else {
+                continue;
+            };
+            match feed.take(count, bytes, batch.messages.is_empty()) {
+                Ok(records) if records.is_empty() => {}
+                Ok(records) => {
+                    took = true;
+                    self.take(name, records, batch);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "S2 source {}: {}",
+                        self.id,
+                        self.connection
+                            .describe(&format!("cannot read stream `{name}`: {e}"))
+                    );
+                    self.feeds.remove(name);
+                    let wait = Duration::from_secs(u64::from(self.wait));
+                    self.retry_at.insert(name.clone(), Instant::now() + wait);
+                }
+            }
+        }
+        took
+    }
+
+    fn take(&mut self, name: &str, records: Vec<SequencedRecord>, batch: &mut Batch) {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return;
         };
         let position = batch
@@ -292,7 +271,7 @@ impl Session {
         }
         batch.positions.insert(name.to_string(), next);
         let headers = StreamHeaders::new(name);
-        for record in records.records {
+        for record in records {
             if record.is_command_record() {
                 self.counters.add("command_records_skipped", 1);
                 continue;

@@ -86,6 +86,17 @@ fn distinct_numbers(messages: &[serde_json::Value]) -> Vec<u64> {
     unique
 }
 
+/// Runs the source into topic `in` in the background; returns once it has
+/// saved its first state (read something).
+fn run_until_state_is_saved(ws: &Workspace, config: &str, idle: &str) -> BackgroundRun {
+    ws.source("from_s2", &source_library(), "in", config);
+    let state = ws.path("state").join("source_from_s2.state");
+    let run = BackgroundRun::start(ws, idle, &[]);
+    let saved = wait_until(Duration::from_secs(60), || state.is_file().then_some(()));
+    assert!(saved.is_some(), "no state was saved");
+    run
+}
+
 #[test]
 fn sink_then_source_round_trip_keeps_bodies_and_headers() {
     let ws = Workspace::new();
@@ -281,13 +292,7 @@ fn a_harness_killed_mid_run_resumes_from_its_state() {
         "{}streams = [\"crash\"]\nschema = \"json\"\nbatch_size = {BATCH}",
         connection(&server)
     );
-    ws.source("from_s2", &source_library(), "in", &config);
-    let state = ws.path("state").join("source_from_s2.state");
-
-    let run = BackgroundRun::start(&ws, "700ms", &[]);
-    let saved = wait_until(Duration::from_secs(60), || state.is_file().then_some(()));
-    run.kill();
-    assert!(saved.is_some(), "no state was saved");
+    run_until_state_is_saved(&ws, &config, "700ms").kill();
     let at_kill = ws.dump("in").len() as u64;
     assert!(
         at_kill < TOTAL,
@@ -303,6 +308,28 @@ fn a_harness_killed_mid_run_resumes_from_its_state() {
     assert_eq!(unique, (0..TOTAL).collect::<Vec<_>>());
     let repeats = messages.len() - unique.len();
     assert!(repeats <= BATCH, "{repeats} records came twice");
+}
+
+#[test]
+fn a_read_session_cut_by_a_server_restart_is_opened_again_without_loss_or_repeat() {
+    let ws = Workspace::new();
+    let mut server = S2Lite::start_on_disk(ws.dir.path(), &[BASIN]);
+    let rt = runtime();
+    rt.block_on(append(&basin(&rt, &server), "cut", 0..100));
+    // No SDK retries: the cut reaches the source, which opens the session again.
+    let config = format!(
+        "{}max_retries = 0\nstreams = [\"cut\"]\nschema = \"json\"\nbatch_size = 30",
+        connection(&server)
+    );
+    let running = run_until_state_is_saved(&ws, &config, "4s");
+    server.restart();
+    // A new client: the old one's connection went with the server.
+    rt.block_on(append(&basin(&rt, &server), "cut", 100..200));
+    let output = running.wait();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert_eq!(numbers(&ws, "in"), (0..200).collect::<Vec<_>>());
+    assert!(log.contains("cannot read stream `cut`"), "{log}");
 }
 
 #[test]
