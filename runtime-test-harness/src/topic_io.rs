@@ -123,11 +123,19 @@ pub fn produce_generated(
     Ok(count)
 }
 
+/// The Iggy headers a stored message carries (none when it has none).
+pub fn headers(message: &StoredMessage) -> Result<UserHeaders, postcard::Error> {
+    if message.headers.is_empty() {
+        return Ok(UserHeaders::new());
+    }
+    postcard::from_bytes(&message.headers)
+}
+
 pub fn message_json(partition: u32, message: &StoredMessage) -> serde_json::Value {
     let headers: serde_json::Map<String, serde_json::Value> = if message.headers.is_empty() {
         serde_json::Map::new()
     } else {
-        match postcard::from_bytes::<UserHeaders>(&message.headers) {
+        match headers(message) {
             Ok(map) => map
                 .iter()
                 .map(|(k, v)| {

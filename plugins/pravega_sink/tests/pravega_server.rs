@@ -99,22 +99,7 @@ fn read_back(ws: &Workspace, uri: &str, scope: &str) -> Vec<serde_json::Value> {
         &source,
     );
     // Longer idle than `Workspace::run` allows: a reader group takes a while to start.
-    let (connectors, data, state) = (ws.connectors(), ws.path("data"), ws.path("state"));
-    let output = ws.harness(&[
-        "--json",
-        "run",
-        "--connectors-dir",
-        connectors.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--exit-when-idle",
-        "5s",
-        "--duration",
-        "120s",
-    ]);
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let (output, report) = ws.run_ending(&["--exit-when-idle", "5s", "--duration", "120s"]);
     assert_ran(&output, &report);
     ws.dump("back")
 }

@@ -5,10 +5,10 @@
 
 use crate::orders::{self, STREAM};
 use crate::servers::{FLINK_JOB_NAME, Servers};
-use iggy_harness::topic_io::message_json;
-use iggy_harness_store::StreamStore;
+use iggy_harness::topic_io;
+use iggy_harness_store::{StoredMessage, StreamStore};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 const S2_STREAM_HEADER: &str = "s2-stream";
 const S2_PLAIN_STREAM: &str = "iggy-shop-orders";
@@ -25,10 +25,10 @@ pub struct Check {
 pub fn run(store: &StreamStore, servers: &Servers, count: u64) -> Vec<Check> {
     let from_nats = messages(store, "orders_from_nats");
     let from_s2 = messages(store, "orders_from_s2");
-    let in_stream = |name: &str| -> Vec<&Value> {
+    let in_stream = |name: &str| -> Vec<&Received> {
         from_s2
             .iter()
-            .filter(|m| header(m, S2_STREAM_HEADER) == Some(name))
+            .filter(|m| m.header(S2_STREAM_HEADER) == Some(name))
             .collect()
     };
     let mut checks = vec![
@@ -53,7 +53,34 @@ pub fn run(store: &StreamStore, servers: &Servers, count: u64) -> Vec<Check> {
     checks
 }
 
-fn messages(store: &StreamStore, topic: &str) -> Vec<Value> {
+/// A message as the checks see it: its JSON payload and its headers as text.
+struct Received {
+    payload: Value,
+    headers: BTreeMap<String, String>,
+}
+
+impl Received {
+    fn new(message: &StoredMessage) -> Self {
+        let headers = topic_io::headers(message)
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string_value(), v.to_string_value()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            payload: serde_json::from_slice(&message.payload).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+fn messages(store: &StreamStore, topic: &str) -> Vec<Received> {
     let partitions = store
         .topic_info(STREAM, topic)
         .map_or(0, |info| info.partitions);
@@ -64,24 +91,18 @@ fn messages(store: &StreamStore, topic: &str) -> Vec<Value> {
         while let Ok(batch) = store.read(STREAM, topic, partition, offset, 1000) {
             let Some(last) = batch.last() else { break };
             offset = last.offset + 1;
-            out.extend(batch.iter().map(|m| message_json(partition, m)));
+            out.extend(batch.iter().map(Received::new));
         }
     }
     out
 }
 
-/// A header's value in a dumped message (dumps show `kind: value`).
-fn header<'a>(message: &'a Value, name: &str) -> Option<&'a str> {
-    let shown = message["headers"][name].as_str()?;
-    Some(shown.split_once(": ").map_or(shown, |(_, value)| value))
-}
-
 /// Counts of each generated event id, and how many ids were not generated.
-fn tally(messages: &[&Value], count: u64) -> (HashMap<u64, u64>, u64) {
+fn tally(messages: &[&Received], count: u64) -> (HashMap<u64, u64>, u64) {
     let mut seen = HashMap::new();
     let mut unknown = 0;
     for message in messages {
-        match message["payload"]["event_id"].as_u64() {
+        match message.payload["event_id"].as_u64() {
             Some(id) if id < count => *seen.entry(id).or_insert(0) += 1,
             _ => unknown += 1,
         }
@@ -99,7 +120,7 @@ fn verdict(seen: &HashMap<u64, u64>, unknown: u64, count: u64) -> (String, bool)
     (found, missing == 0 && duplicates == 0 && unknown == 0)
 }
 
-fn exactly_once(path: &str, promise: &'static str, messages: &[&Value], count: u64) -> Check {
+fn exactly_once(path: &str, promise: &'static str, messages: &[&Received], count: u64) -> Check {
     let (seen, unknown) = tally(messages, count);
     let (found, ok) = verdict(&seen, unknown, count);
     Check {
@@ -113,7 +134,7 @@ fn exactly_once(path: &str, promise: &'static str, messages: &[&Value], count: u
 
 /// The upsert stream: each event once, with `@action` (`u` for inserts and
 /// updates, `d` for deletes) and `@key` (the order id) as headers.
-fn changelog(messages: &[&Value], count: u64) -> Check {
+fn changelog(messages: &[&Received], count: u64) -> Check {
     let mut check = exactly_once(
         "… → S2 sink (upsert) → S2 stream → S2 source",
         "exactly once, @key/@action",
@@ -123,13 +144,14 @@ fn changelog(messages: &[&Value], count: u64) -> Check {
     let wrong = messages
         .iter()
         .filter(|m| {
-            let Some(id) = m["payload"]["event_id"].as_u64() else {
+            let Some(id) = m.payload["event_id"].as_u64() else {
                 return true;
             };
             let action = if orders::op(id) == "d" { "d" } else { "u" };
-            let key: Option<Value> =
-                header(m, "@key").and_then(|text| serde_json::from_str(text).ok());
-            header(m, "@action") != Some(action)
+            let key: Option<Value> = m
+                .header("@key")
+                .and_then(|text| serde_json::from_str(text).ok());
+            m.header("@action") != Some(action)
                 || key != Some(serde_json::json!({ "order_id": id / 3 }))
         })
         .count();
@@ -166,9 +188,9 @@ fn flink_events(store: &StreamStore, job_id: &str) -> Check {
     let running = events
         .iter()
         .filter(|e| {
-            e["payload"]["event"] == "job_status"
-                && e["payload"]["job_id"] == job_id
-                && e["payload"]["status"] == "RUNNING"
+            e.payload["event"] == "job_status"
+                && e.payload["job_id"] == job_id
+                && e.payload["status"] == "RUNNING"
         })
         .count();
     Check {

@@ -168,11 +168,7 @@ fn run(args: &Args) -> Result<(), String> {
         return Err(format!("{} holds no results", args.results.display()));
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let table = table(&rows);
     let report = format!(
         "# Connector performance\n\n{date}, {}. Each row: the plugin driven through the harness \

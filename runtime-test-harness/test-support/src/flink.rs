@@ -426,27 +426,5 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// `run` over the workspace's connectors for exactly `duration`, for sources
 /// that keep producing (the default run stops when idle).
 pub fn run_for(ws: &Workspace, duration: &str) -> (Output, serde_json::Value) {
-    let connectors = ws.connectors();
-    let data = ws.path("data");
-    let state = ws.path("state");
-    let output = ws.harness(&[
-        "--json",
-        "run",
-        "--connectors-dir",
-        connectors.to_str().expect("utf-8 path"),
-        "--data-dir",
-        data.to_str().expect("utf-8 path"),
-        "--state-dir",
-        state.to_str().expect("utf-8 path"),
-        "--duration",
-        duration,
-    ]);
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "run printed no JSON report ({e}); status {}; stderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output, report)
+    ws.run_ending(&["--duration", duration])
 }

@@ -114,27 +114,29 @@ impl Workspace {
             .expect("harness runs")
     }
 
-    /// `run` over this workspace's connectors with a disk store; stops when idle.
-    pub fn run(&self, extra: &[&str]) -> (Output, serde_json::Value) {
-        let connectors = self.connectors();
-        let data = self.path("data");
-        let state = self.path("state");
+    /// The arguments of `run` over this workspace's connectors with its disk
+    /// store and state dir, ending as `end` says (`--exit-when-idle`,
+    /// `--duration`, …).
+    pub fn run_args(&self, end: &[&str]) -> Vec<String> {
+        let path = |dir: PathBuf| dir.to_str().expect("utf-8 path").to_string();
         let mut args = vec![
-            "--json",
-            "run",
-            "--connectors-dir",
-            connectors.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--exit-when-idle",
-            "700ms",
-            "--duration",
-            "60s",
+            "--json".to_string(),
+            "run".to_string(),
+            "--connectors-dir".to_string(),
+            path(self.connectors()),
+            "--data-dir".to_string(),
+            path(self.path("data")),
+            "--state-dir".to_string(),
+            path(self.path("state")),
         ];
-        args.extend_from_slice(extra);
-        let output = self.harness(&args);
+        args.extend(end.iter().map(|arg| arg.to_string()));
+        args
+    }
+
+    /// `run` ending as `end` says; its output and JSON report.
+    pub fn run_ending(&self, end: &[&str]) -> (Output, serde_json::Value) {
+        let args = self.run_args(end);
+        let output = self.harness(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
             panic!(
                 "run printed no JSON report ({e}); status {}; stderr:\n{}",
@@ -143,6 +145,13 @@ impl Workspace {
             )
         });
         (output, report)
+    }
+
+    /// `run` that stops once idle for 700 ms (60 s at most).
+    pub fn run(&self, extra: &[&str]) -> (Output, serde_json::Value) {
+        let mut end = vec!["--exit-when-idle", "700ms", "--duration", "60s"];
+        end.extend_from_slice(extra);
+        self.run_ending(&end)
     }
 
     pub fn produce(&self, topic: &str, count: u64) {

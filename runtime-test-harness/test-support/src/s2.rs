@@ -170,16 +170,10 @@ pub struct BackgroundRun {
 impl BackgroundRun {
     /// Ends by itself once nothing has moved for `idle` (or after 60 s).
     pub fn start(ws: &Workspace, idle: &str, extra: &[&str]) -> Self {
-        let (connectors, data, state) = (ws.connectors(), ws.path("data"), ws.path("state"));
+        let mut end = vec!["--exit-when-idle", idle, "--duration", "60s"];
+        end.extend_from_slice(extra);
         let child = Command::new(harness_binary())
-            .args(["--json", "run", "--connectors-dir"])
-            .arg(connectors)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--state-dir")
-            .arg(state)
-            .args(["--exit-when-idle", idle, "--duration", "60s"])
-            .args(extra)
+            .args(ws.run_args(&end))
             .current_dir(ws.dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
