@@ -87,10 +87,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let basin = {
-        let _inside = runtime.enter();
-        server.basin_client(BASIN)
-    };
+    let basin = server.basin_client(&runtime, BASIN);
     let library = harness_test_support::build_dir().join("libiggy_connector_s2_sink.so");
     let (mut raw, mut plugin) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {

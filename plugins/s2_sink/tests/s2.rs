@@ -25,12 +25,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A client for checks; the SDK needs the runtime to build it.
-fn basin(rt: &tokio::runtime::Runtime, server: &S2Lite) -> S2Basin {
-    let _inside = rt.enter();
-    server.basin_client(BASIN)
-}
-
 /// Every record of the stream, command records included.
 async fn read_all(basin: &S2Basin, stream: &str) -> Vec<SequencedRecord> {
     let stream = basin.stream(stream.parse().unwrap());
@@ -132,7 +126,7 @@ fn batches_arrive_in_order_with_headers_and_positions() {
     assert_ran(&output, &report);
 
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     let records = rt.block_on(data_records(&basin, "iggy-created"));
     assert_eq!(records.len(), 2500);
     for (offset, record) in records.iter().enumerate() {
@@ -174,7 +168,7 @@ fn redelivered_batches_and_a_replayed_topic_leave_no_duplicates() {
     assert_eq!(connector(&report, "second")["messages_out"], 1500);
 
     let rt = runtime();
-    let records = rt.block_on(data_records(&basin(&rt, &server), "orders"));
+    let records = rt.block_on(data_records(&server.basin_client(&rt, BASIN), "orders"));
     // `produce --generate` numbers each call's payloads from 0: the offsets tell.
     let offsets: Vec<String> = records
         .iter()
@@ -198,7 +192,7 @@ fn a_fenced_stream_refuses_a_second_writer() {
     assert_ran(&output, &report);
 
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     let all = rt.block_on(read_all(&basin, "fenced"));
     assert!(all[0].is_command_record(), "the fence comes first");
     assert_eq!(all.len(), 101);
@@ -248,7 +242,7 @@ fn upsert_mode_writes_key_and_action_headers() {
     assert_ran(&output, &report);
 
     let rt = runtime();
-    let records = rt.block_on(data_records(&basin(&rt, &server), "table"));
+    let records = rt.block_on(data_records(&server.basin_client(&rt, BASIN), "table"));
     let seen: Vec<(String, String)> = records
         .iter()
         .map(|r| (header(r, "@key").unwrap(), header(r, "@action").unwrap()))
@@ -326,7 +320,7 @@ fn a_harness_killed_mid_run_and_restarted_leaves_every_message_once() {
     );
     ws.sink("to_s2", &sink_library(), "created", &config);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
 
     run_until_appended(&ws, &[], &rt, &basin, "crash").kill();
     let at_kill = tail(&rt, &basin, "crash");
@@ -353,7 +347,7 @@ fn s2_lite_killed_mid_append_fails_the_batch_and_a_restart_on_its_data_leaves_no
     );
     ws.sink("to_s2", &sink_library(), "created", &config);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
 
     // Two attempts per batch: with s2-lite gone the run gives up and ends.
     let run = run_until_appended(&ws, &["--max-attempts", "2"], &rt, &basin, "outage");
@@ -371,7 +365,7 @@ fn s2_lite_killed_mid_append_fails_the_batch_and_a_restart_on_its_data_leaves_no
     );
 
     server.restart();
-    let basin = self::basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     let (output, report) = ws.run(&[]);
     assert_ran(&output, &report);
     assert_eq!(positions(&rt, &basin, "outage"), offsets(0..TOTAL));
@@ -383,7 +377,7 @@ fn the_first_read_back_stops_at_its_bound() {
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     ws.produce("created", 100);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     let sink = |key: &str, read_back: &str| {
         let config = format!(
             "{}stream = \"shared\"\n[plugin_config.create_stream]\n{read_back}",

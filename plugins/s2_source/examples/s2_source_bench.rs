@@ -120,14 +120,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let stream = {
-        let _inside = runtime.enter();
-        let basin = server.basin_client(BASIN);
-        runtime
-            .block_on(basin.create_stream(CreateStreamInput::new(STREAM.parse().expect("name"))))
-            .expect("stream");
-        basin.stream(STREAM.parse().expect("name"))
-    };
+    let basin = server.basin_client(&runtime, BASIN);
+    runtime
+        .block_on(basin.create_stream(CreateStreamInput::new(STREAM.parse().expect("name"))))
+        .expect("stream");
+    let stream = basin.stream(STREAM.parse().expect("name"));
     runtime.block_on(fill(&stream, messages));
     let build = harness_test_support::build_dir();
     let library = build.join("libiggy_connector_s2_source.so");

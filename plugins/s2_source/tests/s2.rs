@@ -24,12 +24,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A client for setup; the SDK needs the runtime to build it.
-fn basin(rt: &tokio::runtime::Runtime, server: &S2Lite) -> S2Basin {
-    let _inside = rt.enter();
-    server.basin_client(BASIN)
-}
-
 /// Creates `stream` (if new) and appends records `{"n": from..to}` with a header.
 async fn append(basin: &S2Basin, stream: &str, range: std::ops::Range<u64>) {
     let _ = basin
@@ -142,7 +136,7 @@ fn start_behaviours_earliest_latest_seq_num_and_timestamp() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "starts", 0..10));
     std::thread::sleep(Duration::from_millis(50));
     let middle = std::time::SystemTime::now()
@@ -186,7 +180,7 @@ fn resumes_from_state_without_loss_or_repeat_through_nacks_and_failed_saves() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     for chunk in 0..5 {
         rt.block_on(append(&basin, "resume", chunk * 100..(chunk + 1) * 100));
     }
@@ -210,7 +204,7 @@ fn a_batch_stored_but_not_saved_comes_again_with_the_same_ids() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "resave", 0..300));
     let config = format!(
         "{}streams = [\"resave\"]\nschema = \"json\"\nbatch_size = 70",
@@ -232,7 +226,7 @@ fn a_prefix_picks_up_new_streams_while_running() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "disc-a", 0..5));
     rt.block_on(append(&basin, "other", 100..105));
     let config = format!(
@@ -259,7 +253,7 @@ fn stream_starts_override_start_per_stream() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "per-a", 0..10));
     rt.block_on(append(&basin, "per-b", 100..110));
     rt.block_on(append(&basin, "per-c", 200..210));
@@ -284,7 +278,7 @@ fn a_harness_killed_mid_run_resumes_from_its_state() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     for chunk in 0..TOTAL / 1000 {
         rt.block_on(append(&basin, "crash", chunk * 1000..(chunk + 1) * 1000));
     }
@@ -315,7 +309,7 @@ fn a_read_session_cut_by_a_server_restart_is_opened_again_without_loss_or_repeat
     let ws = Workspace::new();
     let mut server = S2Lite::start_on_disk(ws.dir.path(), &[BASIN]);
     let rt = runtime();
-    rt.block_on(append(&basin(&rt, &server), "cut", 0..100));
+    rt.block_on(append(&server.basin_client(&rt, BASIN), "cut", 0..100));
     // No SDK retries: the cut reaches the source, which opens the session again.
     let config = format!(
         "{}max_retries = 0\nstreams = [\"cut\"]\nschema = \"json\"\nbatch_size = 30",
@@ -324,7 +318,7 @@ fn a_read_session_cut_by_a_server_restart_is_opened_again_without_loss_or_repeat
     let running = run_until_state_is_saved(&ws, &config, "4s");
     server.restart();
     // A new client: the old one's connection went with the server.
-    rt.block_on(append(&basin(&rt, &server), "cut", 100..200));
+    rt.block_on(append(&server.basin_client(&rt, BASIN), "cut", 100..200));
     let output = running.wait();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
@@ -337,7 +331,7 @@ fn a_gap_left_by_a_trim_is_reported_not_hidden() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     let rt = runtime();
-    let basin = basin(&rt, &server);
+    let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "trimmed", 0..100));
     let config = format!(
         "{}streams = [\"trimmed\"]\nschema = \"json\"",

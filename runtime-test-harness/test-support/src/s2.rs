@@ -145,9 +145,10 @@ impl S2Lite {
 
 #[cfg(feature = "s2")]
 impl S2Lite {
-    /// A client for `basin` on this server. Call it inside a tokio runtime
-    /// (`runtime.enter()`): the SDK starts its connection tasks there.
-    pub fn basin_client(&self, basin: &str) -> s2_sdk::S2Basin {
+    /// A client for `basin` on this server, built inside `runtime`: the SDK
+    /// starts its connection tasks on the runtime it is built in.
+    pub fn basin_client(&self, runtime: &tokio::runtime::Runtime, basin: &str) -> s2_sdk::S2Basin {
+        let _inside = runtime.enter();
         let endpoints =
             s2_sdk::types::S2Endpoints::for_endpoint(&self.endpoint()).expect("s2-lite endpoint");
         let config = s2_sdk::types::S2Config::new("test-token")
