@@ -1,14 +1,17 @@
 //! Benchmark: the sink through the harness against the raw async-nats
 //! publish ceiling, in one process, against one nats-server (file storage).
-//! Raw and plugin runs alternate, three of each, with the stream purged
-//! before every run; medians are reported, since the machine is shared.
+//! Raw and plugin runs alternate, three of each, each into a stream created
+//! for it (a purge keeps the duplicate window, so reused message ids would
+//! be dropped as duplicates instead of stored); medians are reported, since
+//! the machine is shared.
 //!
 //! cargo build --release -p iggy_connector_nats_jetstream_sink -p iggy-harness
 //! cargo run --release -p iggy_connector_nats_jetstream_sink --example nats_sink_bench [messages]
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
+use harness_test_support::median;
 use harness_test_support::nats::NatsServer;
-use harness_test_support::{median, perf};
+use harness_test_support::perf::{self, with_cpu};
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -77,32 +80,28 @@ fn main() {
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let server = NatsServer::start(dir.path());
+    let pid = server.pid();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let js = runtime.block_on(async {
         let client = async_nats::connect(server.url()).await.expect("connect");
-        let js = jetstream::context::ContextBuilder::new()
+        jetstream::context::ContextBuilder::new()
             .max_ack_inflight(WINDOW * 4)
             .backpressure_on_inflight(false)
-            .build(client);
-        let config = stream::Config {
-            name: "BENCH".into(),
-            subjects: vec!["bench.>".into()],
-            ..Default::default()
-        };
-        js.create_stream(config).await.expect("stream");
-        js
+            .build(client)
     });
-    let purge = || {
+    let fresh_stream = || {
         runtime.block_on(async {
-            js.get_stream("BENCH")
-                .await
-                .expect("stream")
-                .purge()
-                .await
-                .expect("purge")
+            // Absent before the first run.
+            let _ = js.delete_stream("BENCH").await;
+            let config = stream::Config {
+                name: "BENCH".into(),
+                subjects: vec!["bench.>".into()],
+                ..Default::default()
+            };
+            js.create_stream(config).await.expect("stream");
         })
     };
     let library =
@@ -114,30 +113,32 @@ fn main() {
         connector: Some(connector_file(dir.path(), &library, &server.url(), schema)),
     };
     let (json, raw_schema) = (options("json"), options("raw"));
-    // A warm-up of each, unmeasured.
+    // A warm-up, unmeasured.
+    fresh_stream();
     runtime.block_on(raw_publish(&js, messages / 10, true, None));
-    purge();
     let (mut raw, mut raw_batched, mut plugin_json, mut plugin_raw) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        purge();
-        raw.push(runtime.block_on(raw_publish(&js, messages, true, None)));
-        purge();
+        fresh_stream();
+        raw.push(with_cpu("raw", pid, messages, || {
+            runtime.block_on(raw_publish(&js, messages, true, None))
+        }));
+        fresh_stream();
         raw_batched.push(runtime.block_on(raw_publish(&js, messages, true, Some(1000))));
-        purge();
-        plugin_json.push(
+        fresh_stream();
+        plugin_json.push(with_cpu("plugin, schema json", pid, messages, || {
             bench_sink(&library, &json)
                 .expect("plugin bench")
-                .messages_per_sec,
-        );
-        purge();
-        plugin_raw.push(
+                .messages_per_sec
+        }));
+        fresh_stream();
+        plugin_raw.push(with_cpu("plugin, schema raw", pid, messages, || {
             bench_sink(&library, &raw_schema)
                 .expect("plugin bench")
-                .messages_per_sec,
-        );
+                .messages_per_sec
+        }));
     }
-    purge();
+    fresh_stream();
     let raw_without_ids = runtime.block_on(raw_publish(&js, messages, false, None));
     let (raw, raw_batched) = (median(raw), median(raw_batched));
     let (plugin_json, plugin_raw) = (median(plugin_json), median(plugin_raw));

@@ -102,7 +102,7 @@ impl Sink for NatsJetStreamSink {
         &self,
         topic: &TopicMetadata,
         metadata: MessagesMetadata,
-        messages: Vec<ConsumedMessage>,
+        mut messages: Vec<ConsumedMessage>,
     ) -> Result<(), Error> {
         let connected = self
             .connected
@@ -110,9 +110,22 @@ impl Sink for NatsJetStreamSink {
             .ok_or(Error::InitError("the sink is not open".into()))?;
         let partition = metadata.partition_id;
         let mut items = Vec::with_capacity(messages.len());
-        for message in &messages {
+        for message in &mut messages {
             match connected.mapper.subject(topic, partition, message) {
-                Ok(subject) => items.push(Item { subject, message }),
+                Ok(subject) => {
+                    let payload = mapping::take_payload(message).map_err(|reason| {
+                        self.counters.add("failed_batches", 1);
+                        Error::InvalidRecordValue(format!(
+                            "message at offset {}: {reason}",
+                            message.offset
+                        ))
+                    })?;
+                    items.push(Item {
+                        subject,
+                        message,
+                        payload,
+                    });
+                }
                 Err(reason) if self.config.on_unresolved_subject == UnresolvedSubject::Skip => {
                     self.counters.add("skipped", 1);
                     tracing::warn!(
@@ -130,10 +143,10 @@ impl Sink for NatsJetStreamSink {
                 }
             }
         }
-        let mapper = &connected.mapper;
+        let mapper = connected.mapper.for_batch(topic, partition);
         let result = connected
             .publisher
-            .publish_all(&items, |message| mapper.publish(topic, partition, message))
+            .publish_all(&items, |item| mapper.publish(item.message, &item.payload))
             .await;
         self.rate_log.maybe_log(
             "nats_jetstream_sink",

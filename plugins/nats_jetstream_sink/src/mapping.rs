@@ -6,8 +6,9 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
 use iggy_common::HeaderKind;
-use iggy_connector_sdk::{ConsumedMessage, TopicMetadata};
+use iggy_connector_sdk::{ConsumedMessage, Payload, TopicMetadata};
 
 #[derive(Clone)]
 /// Header names parsed once, not per message.
@@ -107,13 +108,39 @@ impl Mapper {
         }
     }
 
+    /// What stays the same for every message of a batch, worked out once.
+    pub fn for_batch<'a>(&'a self, topic: &'a TopicMetadata, partition: u32) -> BatchMapper<'a> {
+        let prefix = format!("{}/{}/{partition}/", topic.stream, topic.topic);
+        BatchMapper {
+            mapper: self,
+            topic,
+            partition,
+            // Iggy names hold no CR/LF, so this only guards the header's rule.
+            position_id_prefix: prefix.parse::<HeaderValue>().is_ok().then_some(prefix),
+        }
+    }
+}
+
+/// Takes a message's payload as the bytes to publish: a raw or text payload
+/// is moved, not copied; a JSON one is serialized once for every attempt.
+pub fn take_payload(message: &mut ConsumedMessage) -> Result<Bytes, String> {
+    std::mem::replace(&mut message.payload, Payload::Raw(Vec::new()))
+        .try_into_vec()
+        .map(Bytes::from)
+        .map_err(|e| format!("payload cannot be encoded: {e}"))
+}
+
+pub struct BatchMapper<'a> {
+    mapper: &'a Mapper,
+    topic: &'a TopicMetadata,
+    partition: u32,
+    /// `<stream>/<topic>/<partition>/`, to which each message adds its offset.
+    position_id_prefix: Option<String>,
+}
+
+impl BatchMapper<'_> {
     /// The NATS headers for a message: its Iggy headers, metadata, `Nats-Msg-Id`.
-    pub fn headers(
-        &self,
-        topic: &TopicMetadata,
-        partition: u32,
-        message: &ConsumedMessage,
-    ) -> HeaderMap {
+    pub fn headers(&self, message: &ConsumedMessage) -> HeaderMap {
         let mut headers = HeaderMap::new();
         if let Some(user_headers) = &message.headers {
             for (key, value) in user_headers {
@@ -126,53 +153,46 @@ impl Mapper {
                 insert(&mut headers, name, &text);
             }
         }
-        let names = &self.names;
-        if self.metadata_headers {
+        let (mapper, topic) = (self.mapper, self.topic);
+        let names = &mapper.names;
+        if mapper.metadata_headers {
             own(&mut headers, &names.stream, topic.stream.clone());
             own(&mut headers, &names.topic, topic.topic.clone());
-            own(&mut headers, &names.partition, partition.to_string());
-            own(&mut headers, &names.offset, message.offset.to_string());
-            own(
-                &mut headers,
-                &names.timestamp,
-                message.timestamp.to_string(),
+            headers.insert(names.partition.clone(), HeaderValue::from(self.partition));
+            headers.insert(names.offset.clone(), HeaderValue::from(message.offset));
+            headers.insert(
+                names.timestamp.clone(),
+                HeaderValue::from(message.timestamp),
             );
             own(&mut headers, &names.iggy_id, format!("{:032x}", message.id));
         }
-        match self.message_id {
-            MessageIdSource::Position => own(
-                &mut headers,
-                &names.msg_id,
-                format!(
-                    "{}/{}/{partition}/{}",
-                    topic.stream, topic.topic, message.offset
-                ),
-            ),
+        match mapper.message_id {
+            MessageIdSource::Position => {
+                if let Some(prefix) = &self.position_id_prefix {
+                    // Built by hand: this runs once per message, and
+                    // `format!` costs several times as much.
+                    let mut id = String::with_capacity(prefix.len() + 20);
+                    id.push_str(prefix);
+                    id.push_str(itoa::Buffer::new().format(message.offset));
+                    headers.insert(names.msg_id.clone(), HeaderValue::from(id));
+                }
+            }
             MessageIdSource::IggyId => {
                 own(&mut headers, &names.msg_id, format!("{:032x}", message.id))
             }
             MessageIdSource::None => {}
         }
-        if let Some(stream) = &self.expected_stream {
+        if let Some(stream) = &mapper.expected_stream {
             headers.insert(names.expected_stream.clone(), stream.clone());
         }
         headers
     }
 
-    /// The publish for a message: payload bytes as stored in Iggy and its headers.
-    pub fn publish(
-        &self,
-        topic: &TopicMetadata,
-        partition: u32,
-        message: &ConsumedMessage,
-    ) -> Result<PublishMessage, String> {
-        let payload = message
-            .payload
-            .try_to_bytes()
-            .map_err(|e| format!("payload cannot be encoded: {e}"))?;
-        Ok(PublishMessage::build()
-            .payload(payload.into())
-            .headers(self.headers(topic, partition, message)))
+    /// The publish for a message: its payload (taken by [`take_payload`]) and headers.
+    pub fn publish(&self, message: &ConsumedMessage, payload: &Bytes) -> PublishMessage {
+        PublishMessage::build()
+            .payload(payload.clone())
+            .headers(self.headers(message))
     }
 }
 
@@ -246,8 +266,8 @@ mod tests {
             mapper.subject(&topic(), 2, &message).unwrap().as_str(),
             "orders.created"
         );
-        assert!(mapper.publish(&topic(), 2, &message).is_ok());
-        let out = mapper.headers(&topic(), 2, &message);
+        let topic = topic();
+        let out = mapper.for_batch(&topic, 2).headers(&message);
         assert_eq!(header(&out, "region").as_deref(), Some("eu"));
         assert_eq!(header(&out, "attempt").as_deref(), Some("3"));
         assert_eq!(header(&out, "blob").as_deref(), Some("AP8="));
@@ -266,8 +286,31 @@ mod tests {
             Some("shop/created/2/41")
         );
         assert_eq!(header(&out, "Iggy-Offset").as_deref(), Some("41"));
+        assert_eq!(
+            header(&out, "Iggy-Timestamp").as_deref(),
+            Some("1700000000000000")
+        );
         assert_eq!(header(&out, "Iggy-Partition").as_deref(), Some("2"));
         assert_eq!(header(&out, "Nats-Expected-Stream"), None);
+    }
+
+    #[test]
+    fn payloads_are_taken_as_published_bytes() {
+        let mut raw = message();
+        assert_eq!(
+            take_payload(&mut raw).unwrap(),
+            Bytes::from_static(b"hello")
+        );
+        let mut json = message();
+        let mut text = br#"{"a":[1,"x"]}"#.to_vec();
+        json.payload = Payload::Json(simd_json::to_owned_value(&mut text).unwrap());
+        assert_eq!(
+            take_payload(&mut json).unwrap(),
+            Bytes::from_static(br#"{"a":[1,"x"]}"#)
+        );
+        let mut plain = message();
+        plain.payload = Payload::Text("ünïcode".into());
+        assert_eq!(take_payload(&mut plain).unwrap(), "ünïcode".as_bytes());
     }
 
     #[test]
@@ -276,7 +319,8 @@ mod tests {
             "message_id": "iggy_id", "stream": "ORDERS", "expected_stream": true, "metadata_headers": false
         })))
         .unwrap();
-        let out = mapper.headers(&topic(), 1, &message());
+        let topic = topic();
+        let out = mapper.for_batch(&topic, 1).headers(&message());
         assert_eq!(
             header(&out, "Nats-Msg-Id").as_deref(),
             Some("000000000000000000000000000000ab")
@@ -288,7 +332,10 @@ mod tests {
         assert_eq!(header(&out, "Iggy-Offset"), None);
         let none = Mapper::new(&config(serde_json::json!({"message_id": "none"}))).unwrap();
         assert_eq!(
-            header(&none.headers(&topic(), 1, &message()), "Nats-Msg-Id"),
+            header(
+                &none.for_batch(&topic, 1).headers(&message()),
+                "Nats-Msg-Id"
+            ),
             None
         );
     }

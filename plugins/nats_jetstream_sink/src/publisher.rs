@@ -6,6 +6,7 @@
 use async_nats::Subject;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::{self, message::PublishMessage};
+use bytes::Bytes;
 use iggy_connector_sdk::ConsumedMessage;
 use iggy_connector_shared::RetryPolicy;
 use std::collections::VecDeque;
@@ -19,11 +20,12 @@ pub struct PublishReport {
     pub retried: u64,
 }
 
-/// A message to publish. Its publish is built when sent (and built again
-/// for a retry), so nothing is copied in case a retry might be needed.
+/// A message to publish. Its headers are built when sent (and built again
+/// for a retry); its payload is shared by every attempt, never copied.
 pub struct Item<'a> {
     pub subject: Subject,
     pub message: &'a ConsumedMessage,
+    pub payload: Bytes,
 }
 
 struct Failure {
@@ -97,7 +99,7 @@ impl Publisher {
         build: F,
     ) -> Result<PublishReport, String>
     where
-        F: Fn(&ConsumedMessage) -> Result<PublishMessage, String>,
+        F: Fn(&Item<'_>) -> PublishMessage,
     {
         let mut report = PublishReport::default();
         let mut pending: Vec<usize> = (0..items.len()).collect();
@@ -148,7 +150,7 @@ impl Publisher {
         report: &mut PublishReport,
     ) -> Vec<Failure>
     where
-        F: Fn(&ConsumedMessage) -> Result<PublishMessage, String>,
+        F: Fn(&Item<'_>) -> PublishMessage,
     {
         let mut failures = Vec::new();
         let mut in_flight: VecDeque<(usize, PublishAckFuture, Instant)> =
@@ -165,17 +167,7 @@ impl Publisher {
                 );
             }
             let item = &items[index];
-            let publish = match build(item.message) {
-                Ok(publish) => publish,
-                Err(reason) => {
-                    failures.push(Failure {
-                        index,
-                        transient: false,
-                        reason,
-                    });
-                    continue;
-                }
-            };
+            let publish = build(item);
             // Not wrapped in a timer of ours: with the client's in-flight limit
             // not blocking (see lib.rs), its send is bounded by its own timeout.
             let sent_at = Instant::now();

@@ -3,10 +3,12 @@
 //! write API). The raw ceiling posts the same points, already formatted as
 //! line protocol, from one reqwest client over one connection, in requests
 //! of the same size, each awaited before the next, as the sink's `consume`
-//! must. For Iggy batches (= requests) of 5000 and of 1000 points, raw runs
-//! and plugin runs (default, then `pipelined_writes`) alternate, three of
-//! each, on a freshly recreated database; medians are reported, since the
-//! machine is shared. `bench_sink` stops its clock before `close`, where a
+//! must. A second raw reference splits each request into as many halves,
+//! posted at once, as the sink's default `write_concurrency` has lanes, so
+//! the sink is also compared with a client doing what it does. For Iggy
+//! batches (= requests) of 5000 and of 1000 points, raw runs and plugin runs
+//! (default, then `pipelined_writes`) alternate, three of each, on a freshly
+//! recreated database; medians are reported, since the machine is shared. `bench_sink` stops its clock before `close`, where a
 //! pipelined sink writes its last batch: that figure is corrected by adding
 //! one raw request's time.
 //!
@@ -43,21 +45,43 @@ fn raw_bodies(messages: u64, batch: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Posts every body in turn from one client; points per second.
-async fn raw_write(client: &reqwest::Client, url: &str, bodies: &[Vec<u8>]) -> f64 {
-    let points: usize = bodies
+/// The sink's default `write_concurrency`.
+const LANES: usize = 2;
+
+/// Each body as `lanes` request bodies of whole lines.
+fn in_lanes(bodies: &[Vec<u8>], lanes: usize) -> Vec<Vec<Vec<u8>>> {
+    bodies
         .iter()
+        .map(|body| {
+            let lines: Vec<&[u8]> = body.split_inclusive(|&c| c == b'\n').collect();
+            lines
+                .chunks(lines.len().div_ceil(lanes))
+                .map(<[&[u8]]>::concat)
+                .collect()
+        })
+        .collect()
+}
+
+/// Posts every batch in turn from one client, the requests of a batch at
+/// once; points per second.
+async fn raw_write(client: &reqwest::Client, url: &str, batches: &[Vec<Vec<u8>>]) -> f64 {
+    let points: usize = batches
+        .iter()
+        .flatten()
         .map(|b| b.iter().filter(|&&c| c == b'\n').count())
         .sum();
     let started = Instant::now();
-    for body in bodies {
-        let response = client
-            .post(url)
-            .body(body.clone())
-            .send()
-            .await
-            .expect("raw write");
-        assert_eq!(response.status().as_u16(), 204, "raw write refused");
+    for requests in batches {
+        let posts = requests.iter().map(|body| async move {
+            let response = client
+                .post(url)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("raw write");
+            assert_eq!(response.status().as_u16(), 204, "raw write refused");
+        });
+        futures_util::future::join_all(posts).await;
     }
     points as f64 / started.elapsed().as_secs_f64()
 }
@@ -98,7 +122,7 @@ fn main() {
         .build()
         .expect("runtime");
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
+        .pool_max_idle_per_host(LANES)
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
         .build()
@@ -111,6 +135,7 @@ fn main() {
     );
     for batch in BATCHES {
         let bodies = raw_bodies(messages, batch);
+        let (one_at_a_time, lanes) = (in_lanes(&bodies, 1), in_lanes(&bodies, LANES));
         let options = |pipelined| BenchOptions {
             messages,
             batch,
@@ -126,20 +151,19 @@ fn main() {
         let (sequential, pipelined) = (options(false), options(true));
         // A warm-up of each, unmeasured.
         fresh_database();
-        runtime.block_on(raw_write(
-            &client,
-            &write_url,
-            &bodies[..bodies.len().min(4)],
-        ));
+        runtime.block_on(raw_write(&client, &write_url, &lanes[..lanes.len().min(4)]));
         fresh_database();
         bench_sink(&library, &sequential).expect("plugin warm-up");
 
-        let (mut raw, mut plugin, mut overlapped) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut raw, mut raw_lanes, mut plugin, mut overlapped) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut reports = Vec::<BenchReport>::new();
         for _ in 0..ROUNDS {
             fresh_database();
-            let raw_rate = runtime.block_on(raw_write(&client, &write_url, &bodies));
+            let raw_rate = runtime.block_on(raw_write(&client, &write_url, &one_at_a_time));
             raw.push(raw_rate);
+            fresh_database();
+            raw_lanes.push(runtime.block_on(raw_write(&client, &write_url, &lanes)));
             fresh_database();
             let report = bench_sink(&library, &sequential).expect("plugin bench");
             plugin.push(report.messages_per_sec);
@@ -155,17 +179,21 @@ fn main() {
                 "the pipelined sink wrote every point by close"
             );
         }
-        let raw_median = median(raw.clone());
+        let (raw_median, raw_lanes_median) = (median(raw.clone()), median(raw_lanes.clone()));
         let (plugin_median, overlapped_median) =
             (median(plugin.clone()), median(overlapped.clone()));
         println!("batches and requests of {batch} points:");
-        println!("  raw reqwest, one connection   {raw_median:>9.0} points/s  {raw:.0?}");
+        println!("  raw reqwest, one request at a time   {raw_median:>9.0} points/s  {raw:.0?}");
         println!(
-            "  plugin through the harness    {plugin_median:>9.0} points/s  {plugin:.0?}  ratio {:.2}",
-            plugin_median / raw_median
+            "  raw, {LANES} requests at once               {raw_lanes_median:>9.0} points/s  {raw_lanes:.0?}"
         );
         println!(
-            "  plugin, pipelined_writes      {overlapped_median:>9.0} points/s  {overlapped:.0?}  ratio {:.2}",
+            "  plugin through the harness           {plugin_median:>9.0} points/s  {plugin:.0?}  ratio {:.2} (to {LANES} at once: {:.2})",
+            plugin_median / raw_median,
+            plugin_median / raw_lanes_median
+        );
+        println!(
+            "  plugin, pipelined_writes             {overlapped_median:>9.0} points/s  {overlapped:.0?}  ratio {:.2}",
             overlapped_median / raw_median
         );
         let sink = "iggy_connector_opengemini_sink";
@@ -175,6 +203,13 @@ fn main() {
             &variant("default"),
             "points/s",
             raw_median,
+            plugin_median,
+        );
+        perf::report(
+            sink,
+            &variant(&format!("default vs raw with {LANES} requests at once")),
+            "points/s",
+            raw_lanes_median,
             plugin_median,
         );
         perf::report(

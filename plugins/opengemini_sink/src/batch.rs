@@ -1,6 +1,7 @@
 //! The lines of one `consume` call in one buffer, with where each line ends
 //! and which Iggy offset it came from, so requests are slices of it and a
-//! refused request can be reported by offsets. Pure.
+//! refused request can be reported by offsets; and its split into lanes
+//! that may be written concurrently. Pure.
 
 use std::ops::Range;
 
@@ -78,6 +79,49 @@ impl LineBatch {
     }
 }
 
+impl LineBatch {
+    /// Splits the lines into `lanes` batches, each keeping its lines' order.
+    /// Lines are placed by their timestamp, so two lines that may be the
+    /// same point (same series, same timestamp: the later must win) always
+    /// share a lane and reach the server in order, whatever the lanes'
+    /// requests do relative to each other.
+    pub fn split_by_timestamp(&self, lanes: usize) -> Vec<LineBatch> {
+        let lanes = lanes.max(1);
+        let per_lane = self.len().div_ceil(lanes);
+        let mut split: Vec<LineBatch> = (0..lanes)
+            .map(|_| LineBatch::with_capacity(per_lane, self.text.len().div_ceil(lanes)))
+            .collect();
+        for line in 0..self.len() {
+            let text = self.body(line..line + 1);
+            let lane = &mut split[lane_of(text, lanes)];
+            // Lines are whole UTF-8 lines of `self.text`, so this cannot fail.
+            lane.text
+                .push_str(std::str::from_utf8(text).unwrap_or_default());
+            lane.end_line(self.offsets[line]);
+        }
+        split
+    }
+}
+
+/// The lane of a line (ending in `\n`), from the digits of its timestamp,
+/// the last field of every line the mapping writes.
+fn lane_of(line: &[u8], lanes: usize) -> usize {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let digits = line
+        .iter()
+        .rev()
+        .take_while(|byte| byte.is_ascii_digit())
+        .count();
+    let timestamp = line[line.len() - digits..].iter().fold(0u64, |n, digit| {
+        n.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'))
+    });
+    // Fibonacci hashing: timestamps are often multiples of a round number
+    // (seconds or milliseconds in nanoseconds), which a plain remainder
+    // would pile into one lane.
+    let hash = timestamp.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((u128::from(hash) * lanes as u128) >> 64) as usize
+}
+
 /// Line ranges of at most `size` lines covering `0..len`, in order.
 pub fn chunks(len: usize, size: usize) -> impl DoubleEndedIterator<Item = Range<usize>> {
     let size = size.max(1);
@@ -120,6 +164,51 @@ mod tests {
         batch.rollback(mark);
         assert_eq!(batch.len(), 1);
         assert_eq!(batch.body(0..1), b"a v=1\n");
+    }
+
+    #[test]
+    fn lanes_keep_same_timestamp_lines_together_and_in_order() {
+        let lines: Vec<String> = (0..400u64)
+            .map(|n| {
+                format!(
+                    "m,host=h{} v={n}i {}",
+                    n % 3,
+                    1_700_000_000_000_000_000 + (n / 2) * 1_000_000
+                )
+            })
+            .collect();
+        let all: Vec<(&str, u64)> = lines
+            .iter()
+            .zip(0u64..)
+            .map(|(l, o)| (l.as_str(), o))
+            .collect();
+        let lanes = batch(&all).split_by_timestamp(3);
+        assert_eq!(lanes.iter().map(LineBatch::len).sum::<usize>(), 400);
+        for lane in &lanes {
+            assert!(
+                lane.len() > 60,
+                "millisecond timestamps spread: {}",
+                lane.len()
+            );
+            let offsets = &lane.offsets;
+            assert!(
+                offsets.windows(2).all(|w| w[0] < w[1]),
+                "order kept in a lane"
+            );
+            for line in 0..lane.len() {
+                let text = std::str::from_utf8(lane.body(line..line + 1)).unwrap();
+                assert_eq!(text, format!("{}\n", lines[offsets[line] as usize]));
+            }
+        }
+        // Lines 2n and 2n+1 share a timestamp: always the same lane.
+        let lane_of_offset = |offset: u64| lanes.iter().position(|l| l.offsets.contains(&offset));
+        for n in 0..200 {
+            assert_eq!(lane_of_offset(2 * n), lane_of_offset(2 * n + 1));
+        }
+        assert_eq!(
+            batch(&all).split_by_timestamp(1)[0].body(0..400),
+            batch(&all).body(0..400)
+        );
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct SinkConfig {
     /// Points per `/write` request.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Requests of one `consume` in flight at once (lanes split by
+    /// timestamp, so one point's versions stay in order).
+    #[serde(default = "default_write_concurrency")]
+    pub write_concurrency: usize,
     #[serde(default)]
     pub retry: RetryPolicy,
     /// `consume` hands its points to a background write and returns once
@@ -73,6 +77,14 @@ fn five_seconds() -> Duration {
 fn default_batch_size() -> usize {
     5000
 }
+
+/// Two requests at once: measured ~1.4 times one at a time against InfluxDB
+/// 1.6 on two cores (README, Speed); more lanes gain little there.
+fn default_write_concurrency() -> usize {
+    2
+}
+
+const MAX_WRITE_CONCURRENCY: usize = 16;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -245,6 +257,11 @@ impl SinkConfig {
         if self.batch_size == 0 {
             return Err("batch_size must be at least 1".into());
         }
+        if !(1..=MAX_WRITE_CONCURRENCY).contains(&self.write_concurrency) {
+            return Err(format!(
+                "write_concurrency must be between 1 and {MAX_WRITE_CONCURRENCY}"
+            ));
+        }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err("timeout and connect_timeout must be greater than zero".into());
         }
@@ -389,6 +406,7 @@ mod tests {
         let config = parse(base()).unwrap();
         config.validate().unwrap();
         assert_eq!(config.batch_size, 5000);
+        assert_eq!(config.write_concurrency, 2);
         assert_eq!(config.precision, TimeUnit::Nanoseconds);
         assert_eq!(config.timeout, Duration::from_secs(10));
         assert_eq!(config.connect_timeout, Duration::from_secs(5));
@@ -480,6 +498,14 @@ mod tests {
                 "retention_policy",
             ),
             (serde_json::json!({"batch_size": 0}), "batch_size"),
+            (
+                serde_json::json!({"write_concurrency": 0}),
+                "write_concurrency",
+            ),
+            (
+                serde_json::json!({"write_concurrency": 17}),
+                "write_concurrency",
+            ),
             (serde_json::json!({"timeout": 0}), "timeout"),
             (
                 serde_json::json!({"password": "x"}),

@@ -206,10 +206,11 @@ impl Sink for OpenGeminiSink {
             .ok_or_else(|| Error::InitError("the sink is not open".into()))?;
         let batch = self.map(&connected.mapper, topic, metadata.partition_id, &messages);
         if !self.config.pipelined_writes {
-            let write = writer::write_batch(
+            let write = writer::write_concurrently(
                 &connected.client,
                 &batch,
                 self.config.batch_size,
+                self.config.write_concurrency,
                 self.config.create_database,
             );
             // Freeing thousands of parsed payloads takes a while: do it once
@@ -232,9 +233,15 @@ impl Sink for OpenGeminiSink {
         // commits on poll will not deliver this batch again; one that does
         // rewrites the same points.
         let client = Arc::clone(&connected.client);
-        let (batch_size, create_database) = (self.config.batch_size, self.config.create_database);
+        let config = &self.config;
+        let (batch_size, concurrency, create_database) = (
+            config.batch_size,
+            config.write_concurrency,
+            config.create_database,
+        );
         *in_flight = Some(tokio::spawn(async move {
-            writer::write_batch(&client, &batch, batch_size, create_database).await
+            writer::write_concurrently(&client, &batch, batch_size, concurrency, create_database)
+                .await
         }));
         previous
     }

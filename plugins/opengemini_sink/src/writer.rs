@@ -1,8 +1,9 @@
 //! The lines of one `consume` → `/write` requests of at most `batch_size`
-//! points, in order. A 413 halves the request; a 404 creates the database
-//! when allowed; a 400 is recorded with its offsets and the remaining
-//! requests still go out; anything else (credentials, a missing database,
-//! retries exhausted) stops the batch.
+//! points, in order, in up to `write_concurrency` lanes written at once. A
+//! 413 halves the request; a 404 creates the database when allowed; a 400
+//! is recorded with its offsets and the remaining requests still go out;
+//! anything else (credentials, a missing database, retries exhausted) stops
+//! the lane.
 
 use crate::batch::{LineBatch, chunks};
 use crate::client::{Client, ClientError, ErrorKind};
@@ -28,6 +29,63 @@ pub struct Outcome {
     pub refused: Vec<Unwritten>,
     /// What stopped the batch, counting every point not sent after it.
     pub stopped: Option<Unwritten>,
+}
+
+/// Fewer points than this per lane are not worth a request of their own.
+const MIN_LANE_POINTS: usize = 1000;
+
+impl Outcome {
+    /// One outcome for lanes written side by side.
+    fn merge(lanes: Vec<Outcome>) -> Outcome {
+        let mut merged = Outcome::default();
+        let mut stopped_lanes = 0;
+        for lane in lanes {
+            merged.written += lane.written;
+            merged.requests += lane.requests;
+            merged.splits += lane.splits;
+            merged.refused.extend(lane.refused);
+            let Some(stopped) = lane.stopped else {
+                continue;
+            };
+            stopped_lanes += 1;
+            merged.stopped = Some(match merged.stopped.take() {
+                None => stopped,
+                Some(earlier) => Unwritten {
+                    points: earlier.points + stopped.points,
+                    first_offset: earlier.first_offset.min(stopped.first_offset),
+                    last_offset: earlier.last_offset.max(stopped.last_offset),
+                    reason: earlier.reason,
+                },
+            });
+        }
+        if stopped_lanes > 1
+            && let Some(stopped) = &mut merged.stopped
+        {
+            stopped.reason = format!("{} (in {stopped_lanes} concurrent lanes)", stopped.reason);
+        }
+        merged
+    }
+}
+
+/// Writes the batch in up to `concurrency` lanes at once (see
+/// [`LineBatch::split_by_timestamp`] for why that keeps replays exact):
+/// openGemini and InfluxDB parse concurrent requests in parallel.
+pub async fn write_concurrently(
+    client: &Client,
+    batch: &LineBatch,
+    batch_size: usize,
+    concurrency: usize,
+    create_database: bool,
+) -> Outcome {
+    let lanes = concurrency.min(batch.len() / MIN_LANE_POINTS).max(1);
+    if lanes == 1 {
+        return write_batch(client, batch, batch_size, create_database).await;
+    }
+    let split = batch.split_by_timestamp(lanes);
+    let writes = split
+        .iter()
+        .map(|lane| write_batch(client, lane, batch_size, create_database));
+    Outcome::merge(futures_util::future::join_all(writes).await)
 }
 
 pub async fn write_batch(
@@ -137,5 +195,45 @@ fn explain(error: &RetryError<ClientError>) -> String {
             format!("{error} (the database is missing; create it or set create_database = true)")
         }
         _ => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unwritten(points: usize, first_offset: u64, last_offset: u64, reason: &str) -> Unwritten {
+        Unwritten {
+            points,
+            first_offset,
+            last_offset,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn merged_lanes_add_up_and_keep_every_failure() {
+        let lane = |written, refused: Vec<Unwritten>, stopped| Outcome {
+            written,
+            requests: 2,
+            splits: 1,
+            refused,
+            stopped,
+        };
+        let merged = Outcome::merge(vec![
+            lane(10, vec![unwritten(3, 5, 9, "bad line")], None),
+            lane(7, vec![], Some(unwritten(4, 20, 30, "timed out"))),
+            lane(0, vec![], Some(unwritten(6, 2, 25, "refused"))),
+        ]);
+        assert_eq!((merged.written, merged.requests, merged.splits), (17, 6, 3));
+        assert_eq!(merged.refused.len(), 1);
+        let stopped = merged.stopped.expect("stopped");
+        assert_eq!(
+            (stopped.points, stopped.first_offset, stopped.last_offset),
+            (10, 2, 30)
+        );
+        assert_eq!(stopped.reason, "timed out (in 2 concurrent lanes)");
+        let clean = Outcome::merge(vec![lane(1, vec![], None), lane(2, vec![], None)]);
+        assert!(clean.stopped.is_none() && clean.refused.is_empty());
     }
 }

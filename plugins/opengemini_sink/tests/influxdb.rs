@@ -28,11 +28,17 @@ fn assert_ran(output: &Output, report: &Value) {
     assert!(output.status.success(), "{report}\n{}", stderr(output));
 }
 
-/// A sink connector file whose stream has its own `schema`.
-fn sink_with_schema(ws: &Workspace, key: &str, topic: &str, schema: &str, plugin_config: &str) {
+/// A sink connector file whose stream has its own `schema` and batch length.
+fn sink_with_schema(
+    ws: &Workspace,
+    key: &str,
+    topic: &str,
+    (schema, batch_length): (&str, usize),
+    plugin_config: &str,
+) {
     let text = format!(
         "type = \"sink\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
-         [[streams]]\nstream = \"orders\"\ntopics = [\"{topic}\"]\nschema = \"{schema}\"\nbatch_length = 100\npoll_interval = \"2ms\"\n\n\
+         [[streams]]\nstream = \"orders\"\ntopics = [\"{topic}\"]\nschema = \"{schema}\"\nbatch_length = {batch_length}\npoll_interval = \"2ms\"\n\n\
          [plugin_config]\n{plugin_config}\n",
         sink_library().display()
     );
@@ -402,7 +408,13 @@ fn text_payloads_pass_through_and_bad_records_are_reported() {
         .map(|text| format!("{{\"payload\":{}}}\n", json!(text)))
         .collect();
     ws.produce_lines("raw", &lines, true);
-    sink_with_schema(&ws, "text", "raw", "text", &connection(&server, "lines"));
+    sink_with_schema(
+        &ws,
+        "text",
+        "raw",
+        ("text", 100),
+        &connection(&server, "lines"),
+    );
     let (output, report) = ws.run(&[]);
     assert_ran(&output, &report);
     let log = stderr(&output);
@@ -424,6 +436,40 @@ fn text_payloads_pass_through_and_bad_records_are_reported() {
         json!(message_time),
         "a line without a time gets the message's"
     );
+}
+
+#[test]
+fn concurrent_lanes_keep_the_last_version_of_each_point() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"lanes\"");
+    // One Iggy batch of 4000 messages: 1000 points (sensor, time), each
+    // written four times with a growing value; the last version must win
+    // although the batch goes out as concurrent requests.
+    let lines: String = (0..4000u64)
+        .map(|n| {
+            let payload = json!({"sensor": n % 40, "at": 1_700_000_000_000u64 + n % 1000, "v": n});
+            format!("{}\n", json!({ "payload": payload }))
+        })
+        .collect();
+    ws.produce_lines("readings", &lines, true);
+    let config = format!(
+        "{}batch_size = 1000\nwrite_concurrency = 2\n[plugin_config.mapping]\nmeasurement = \"m\"\n\
+         tags = [\"sensor\"]\ntimestamp_field = \"at\"\n",
+        connection(&server, "lanes")
+    );
+    sink_with_schema(&ws, "lanes", "readings", ("json", 4000), &config);
+    let before = server.http_stat("writeReq");
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(connector(&report, "lanes")["messages_out"], 4000);
+    let rows = server.select("lanes", "SELECT COUNT(v), MIN(v), SUM(v) FROM m");
+    assert_eq!(rows[0]["count"], 1000);
+    assert_eq!(rows[0]["min"], 3000, "every point holds its last version");
+    assert_eq!(rows[0]["sum"], (3000..4000u64).sum::<u64>());
+    // Two lanes of ~2000 points, each in requests of at most 1000.
+    let requests = server.http_stat("writeReq") - before;
+    assert!((5..=6).contains(&requests), "{requests} requests");
 }
 
 #[test]

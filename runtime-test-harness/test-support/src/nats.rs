@@ -93,6 +93,13 @@ impl NatsServer {
         self.process = Some(process);
     }
 
+    pub fn pid(&self) -> u32 {
+        self.process
+            .as_ref()
+            .and_then(ServerProcess::pid)
+            .expect("nats-server is running")
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }

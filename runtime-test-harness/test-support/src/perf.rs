@@ -17,3 +17,39 @@ pub fn report(plugin: &str, variant: &str, unit: &str, raw_rate: f64, plugin_rat
     });
     println!("{MARKER}{line}");
 }
+
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/<pid>/stat`; `None` for this process. On a machine with few
+/// cores the client's CPU per message decides how much is left for the
+/// server, so the benchmarks print it beside the rates.
+pub fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // The command name (field 2) may hold spaces; count fields after its `)`.
+    let after_name = &text[text.rfind(')').expect("stat has a command name") + 2..];
+    let ticks: f64 = after_name
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|field| field.parse::<f64>().expect("utime/stime"))
+        .sum();
+    // Linux reports these in USER_HZ, which is 100 on every supported arch.
+    ticks / 100.0
+}
+
+/// CPU microseconds per item spent by this process and by a server
+/// process while `run` ran, printed with `label`; returns `run`'s result.
+pub fn with_cpu<T>(label: &str, server_pid: u32, items: u64, run: impl FnOnce() -> T) -> T {
+    let (client, server) = (cpu_seconds(None), cpu_seconds(Some(server_pid)));
+    let result = run();
+    let per_item = |seconds: f64| seconds * 1e6 / items as f64;
+    println!(
+        "    cpu {label:<28} client {:>5.2} µs/msg, server {:>5.2} µs/msg",
+        per_item(cpu_seconds(None) - client),
+        per_item(cpu_seconds(Some(server_pid)) - server)
+    );
+    result
+}
