@@ -74,10 +74,7 @@ fn connector_file(dir: &Path, library: &Path, url: &str, schema: &str) -> std::p
 }
 
 fn main() {
-    let messages: u64 = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000);
+    let messages = perf::messages_arg(100_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let server = NatsServer::start(dir.path());
     let pid = server.pid();

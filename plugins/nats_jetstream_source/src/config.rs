@@ -10,7 +10,7 @@
 
 use async_nats::datetime::{DateTime, parse_rfc3339};
 use async_nats::jetstream::consumer::DeliverPolicy;
-use iggy_connector_sdk::Schema;
+use iggy_connector_shared::PayloadSchema;
 use iggy_connector_shared::duration::serde_duration;
 use iggy_connector_shared::nats::NatsConnection;
 use serde::Deserialize;
@@ -106,27 +106,6 @@ impl StartPolicy {
                 DeliverPolicy::ByStartSequence { start_sequence }
             }
             Self::ByStartTime(start_time) => DeliverPolicy::ByStartTime { start_time },
-        }
-    }
-}
-
-/// How payloads are declared to the runtime, which drops those that do not
-/// decode under it: `raw` (the default) never drops anything.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayloadSchema {
-    Json,
-    #[default]
-    Raw,
-    Text,
-}
-
-impl From<PayloadSchema> for Schema {
-    fn from(schema: PayloadSchema) -> Self {
-        match schema {
-            PayloadSchema::Json => Schema::Json,
-            PayloadSchema::Raw => Schema::Raw,
-            PayloadSchema::Text => Schema::Text,
         }
     }
 }

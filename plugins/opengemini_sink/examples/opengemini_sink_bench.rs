@@ -101,10 +101,7 @@ fn connector_file(dir: &Path, library: &Path, url: &str, batch: usize, pipelined
 }
 
 fn main() {
-    let messages: u64 = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200_000);
+    let messages = perf::messages_arg(200_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let server = InfluxServer::start(dir.path());
     let fresh_database = || {

@@ -110,10 +110,7 @@ fn connector_file(dir: &Path, library: &Path, endpoint: &str) -> PathBuf {
 }
 
 fn main() {
-    let messages: u64 = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000);
+    let messages = perf::messages_arg(100_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let server = S2Lite::start(dir.path(), &[BASIN]);
     let runtime = tokio::runtime::Builder::new_multi_thread()

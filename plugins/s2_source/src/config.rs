@@ -1,7 +1,7 @@
 //! The source's settings: the shared S2 connection keys at the top level of
 //! `[plugin_config]`, then which streams to read, from where, how much at once.
 
-use iggy_connector_sdk::Schema;
+use iggy_connector_shared::PayloadSchema;
 use iggy_connector_shared::duration::serde_duration;
 use iggy_connector_shared::s2::{S2Connection, stream_name};
 use serde::Deserialize;
@@ -82,27 +82,6 @@ pub struct Starts {
 impl Starts {
     pub fn of(&self, name: &str) -> StartFrom {
         self.per_stream.get(name).copied().unwrap_or(self.default)
-    }
-}
-
-/// How payloads are declared to the runtime, which drops those that do not
-/// decode under it: `raw` (the default) never drops anything.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayloadSchema {
-    Json,
-    #[default]
-    Raw,
-    Text,
-}
-
-impl From<PayloadSchema> for Schema {
-    fn from(schema: PayloadSchema) -> Self {
-        match schema {
-            PayloadSchema::Json => Schema::Json,
-            PayloadSchema::Raw => Schema::Raw,
-            PayloadSchema::Text => Schema::Text,
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod counters;
 pub mod duration;
 pub mod error_class;
+pub mod payload_schema;
 pub mod retry;
 pub mod secret;
 pub mod session_source;
@@ -21,5 +22,6 @@ pub mod s2;
 
 pub use counters::{Counter, Counters, RateLog};
 pub use error_class::{Classify, ErrorClass, classify_http_status, parse_retry_after};
+pub use payload_schema::PayloadSchema;
 pub use retry::{RetryError, RetryErrorKind, RetryPolicy, retry};
 pub use secret::{Secret, redact, redact_url_credentials};

@@ -53,3 +53,11 @@ pub fn with_cpu<T>(label: &str, server_pid: u32, items: u64, run: impl FnOnce() 
     );
     result
 }
+
+/// The message count a benchmark was given as its first argument, or `default`.
+pub fn messages_arg(default: u64) -> u64 {
+    std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
