@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod library;
 pub mod pipeline;
 pub mod plugin_log;
+pub mod produced_batch;
 pub mod runtime_config;
 pub mod sink_runner;
 pub mod source_runner;

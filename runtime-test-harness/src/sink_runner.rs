@@ -49,6 +49,13 @@ pub fn encode_batch(
 ) -> Result<EncodedBatch, String> {
     let count = messages.len();
     let last_offset = messages.last().map_or(0, |m| m.offset);
+    // Sized up front: growing a buffer of a whole batch copies it again at
+    // every doubling. Per message: its bytes plus at most 70 of fixed fields.
+    let capacity = 16
+        + messages
+            .iter()
+            .map(|m| m.headers.len() + m.payload.len() + 70)
+            .sum::<usize>();
     let raw = RawMessages {
         schema,
         messages: messages
@@ -73,7 +80,7 @@ pub fn encode_batch(
     Ok(EncodedBatch {
         topic: postcard::to_allocvec(topic).map_err(encode)?,
         meta: postcard::to_allocvec(&meta).map_err(encode)?,
-        messages: postcard::to_allocvec(&raw).map_err(encode)?,
+        messages: postcard::to_extend(&raw, Vec::with_capacity(capacity)).map_err(encode)?,
         count,
         last_offset,
     })

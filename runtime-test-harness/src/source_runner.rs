@@ -8,9 +8,10 @@
 use crate::connector_file::ConnectorFile;
 use crate::faults::{Faults, hits};
 use crate::library::{SourceApi, SourceProtocol};
+use crate::produced_batch::{self, ProducedBatch};
 use crate::state_file::StateFile;
 use crate::stats::{ConnectorStats, InFlight};
-use iggy_connector_sdk::{ProducedMessages, Schema};
+use iggy_connector_sdk::Schema;
 use iggy_harness_store::{NewMessage, StreamStore};
 use std::collections::HashMap;
 use std::panic::catch_unwind;
@@ -26,7 +27,7 @@ const NACK: u8 = 1;
 pub struct Delivered {
     /// 0 under v1, where batches have no id.
     pub batch_id: u64,
-    pub batch: Result<ProducedMessages, String>,
+    pub batch: Result<ProducedBatch, String>,
     /// Time the callback spent decoding.
     pub decode: Duration,
 }
@@ -63,7 +64,7 @@ fn forward(plugin_id: u32, batch_id: u64, pointer: *const u8, len: usize) -> i32
         // SAFETY: the plugin passes a buffer valid for the call.
         unsafe { std::slice::from_raw_parts(pointer, len) }
     };
-    let batch = postcard::from_bytes::<ProducedMessages>(bytes).map_err(|e| e.to_string());
+    let batch = produced_batch::decode(bytes);
     let decode = started.elapsed();
     let sender = SENDERS
         .lock()
@@ -249,15 +250,11 @@ impl SourceWorker {
                 invalid += 1;
                 continue;
             }
-            let headers = match &message.headers {
-                Some(map) if !map.is_empty() => postcard::to_allocvec(map).unwrap_or_default(),
-                _ => Vec::new(),
-            };
             messages.push(NewMessage {
                 id: message.id.unwrap_or(0),
                 timestamp: message.timestamp,
                 origin_timestamp: message.origin_timestamp.unwrap_or(0),
-                headers,
+                headers: message.headers,
                 payload: message.payload,
             });
         }

@@ -42,6 +42,8 @@ pub struct SinkConfig {
     pub unknown: BTreeMap<String, serde_json::Value>,
 }
 
+const MAX_PENDING_ACKS: usize = 65_536;
+
 fn default_max_pending_acks() -> usize {
     1000
 }
@@ -130,8 +132,12 @@ impl SinkConfig {
         }
         self.connection.validate()?;
         self.retry.validate()?;
-        if self.max_pending_acks == 0 {
-            return Err("max_pending_acks must be at least 1".into());
+        // Acknowledgements queue in the client's subscription, which holds 65536.
+        if !(1..=MAX_PENDING_ACKS).contains(&self.max_pending_acks) {
+            return Err(format!(
+                "max_pending_acks must be 1 to {MAX_PENDING_ACKS}, not {}",
+                self.max_pending_acks
+            ));
         }
         if self.create_stream.is_some() && self.stream.is_none() {
             return Err("create_stream needs `stream` (the name to create)".into());
@@ -184,6 +190,9 @@ mod tests {
         };
         assert!(with("subjetc", "x".into()).contains("unknown setting `subjetc`"));
         assert!(with("max_pending_acks", 0.into()).contains("max_pending_acks"));
+        assert!(
+            with("max_pending_acks", 65_537.into()).contains("max_pending_acks must be 1 to 65536")
+        );
         assert!(
             with("create_stream", serde_json::json!({})).contains("create_stream needs `stream`")
         );

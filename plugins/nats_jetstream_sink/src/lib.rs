@@ -1,6 +1,7 @@
 //! Apache Iggy connector: publishes Iggy messages to NATS JetStream.
 //! See README.md for settings and guarantees.
 
+mod ack;
 mod config;
 mod mapping;
 mod publisher;
@@ -67,11 +68,6 @@ impl Sink for NatsJetStreamSink {
         let timeout = self.config.connection.request_timeout;
         let js = async_nats::jetstream::context::ContextBuilder::new()
             .timeout(timeout)
-            .ack_timeout(timeout)
-            // The publisher's own window bounds what is in flight; the client's
-            // limit only has to stay out of its way (its wait has no deadline).
-            .max_ack_inflight(self.config.max_pending_acks.saturating_mul(4))
-            .backpressure_on_inflight(false)
             .build(client.clone());
         let stream = stream_check::ensure_stream(&js, &self.config, mapper.template())
             .await
@@ -82,13 +78,11 @@ impl Sink for NatsJetStreamSink {
             self.config.subject,
             self.config.connection.servers_for_logs()
         );
-        // A little past the client's own ack timeout, so its error wins when it comes.
-        let deadline = timeout + Duration::from_secs(1);
         let publisher = Publisher::new(
-            js,
+            client.clone(),
             self.config.max_pending_acks,
             self.config.retry.clone(),
-            deadline,
+            timeout,
         );
         self.connected = Some(Connected {
             client,
@@ -146,7 +140,7 @@ impl Sink for NatsJetStreamSink {
         let mapper = connected.mapper.for_batch(topic, partition);
         let result = connected
             .publisher
-            .publish_all(&items, |item| mapper.publish(item.message, &item.payload))
+            .publish_all(&items, |item| mapper.headers(item.message))
             .await;
         self.rate_log.maybe_log(
             "nats_jetstream_sink",

@@ -2,7 +2,6 @@
 
 use crate::config::{MessageIdSource, SinkConfig};
 use crate::subject_template::SubjectTemplate;
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -186,13 +185,6 @@ impl BatchMapper<'_> {
             headers.insert(names.expected_stream.clone(), stream.clone());
         }
         headers
-    }
-
-    /// The publish for a message: its payload (taken by [`take_payload`]) and headers.
-    pub fn publish(&self, message: &ConsumedMessage, payload: &Bytes) -> PublishMessage {
-        PublishMessage::build()
-            .payload(payload.clone())
-            .headers(self.headers(message))
     }
 }
 

@@ -1,0 +1,138 @@
+//! Reading JetStream's answer to one publish: a PubAck, an API error, or a
+//! status message from the server (no responders).
+
+use async_nats::jetstream::ErrorCode;
+use async_nats::{Message, StatusCode};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use std::borrow::Cow;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    /// Dropped by the stream's duplicate window: stored earlier.
+    Duplicate,
+    Refused {
+        permanent: bool,
+        reason: String,
+    },
+}
+
+/// Only what decides the outcome is read; the stream name and sequence are skipped.
+#[derive(Deserialize)]
+struct Reply<'a> {
+    stream: Option<IgnoredAny>,
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(borrow)]
+    error: Option<ApiError<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ApiError<'a> {
+    #[serde(default)]
+    err_code: u64,
+    #[serde(borrow, default)]
+    description: Cow<'a, str>,
+}
+
+fn transient(reason: String) -> Outcome {
+    Outcome::Refused {
+        permanent: false,
+        reason,
+    }
+}
+
+pub fn outcome(reply: &Message) -> Outcome {
+    match reply.status {
+        Some(StatusCode::NO_RESPONDERS) => {
+            return transient(
+                "no responders: no stream captures the subject, or JetStream is not answering"
+                    .into(),
+            );
+        }
+        Some(status) if status != StatusCode::OK => {
+            let text = reply.description.as_deref().unwrap_or("no description");
+            return transient(format!("server status {status}: {text}"));
+        }
+        _ => {}
+    }
+    match serde_json::from_slice::<Reply>(&reply.payload) {
+        Ok(Reply {
+            error: Some(error), ..
+        }) => {
+            // The only refusals no retry can change; anything else (a
+            // stream being restored, a leader election) may pass later.
+            let code = ErrorCode(error.err_code);
+            Outcome::Refused {
+                permanent: code == ErrorCode::STREAM_WRONG_LAST_MESSAGE_ID
+                    || code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE,
+                reason: format!("{} (JetStream error {})", error.description, error.err_code),
+            }
+        }
+        Ok(Reply {
+            stream: Some(_),
+            duplicate,
+            ..
+        }) => {
+            if duplicate {
+                Outcome::Duplicate
+            } else {
+                Outcome::Stored
+            }
+        }
+        Ok(_) => transient("an acknowledgement without a stream".into()),
+        Err(error) => transient(format!("an acknowledgement that does not parse: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(payload: &str, status: Option<StatusCode>) -> Message {
+        Message {
+            subject: "_INBOX.x.0".into(),
+            reply: None,
+            payload: payload.to_string().into(),
+            headers: None,
+            status,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    #[test]
+    fn acks_errors_and_statuses_are_told_apart() {
+        let stored = reply(r#"{"stream":"ORDERS","seq":7}"#, None);
+        assert_eq!(outcome(&stored), Outcome::Stored);
+        let duplicate = reply(r#"{"stream":"ORDERS","seq":7,"duplicate":true}"#, None);
+        assert_eq!(outcome(&duplicate), Outcome::Duplicate);
+        let wrong_id = reply(
+            r#"{"error":{"code":400,"err_code":10070,"description":"wrong last msg ID: \"a\""}}"#,
+            None,
+        );
+        assert_eq!(
+            outcome(&wrong_id),
+            Outcome::Refused {
+                permanent: true,
+                reason: "wrong last msg ID: \"a\" (JetStream error 10070)".into()
+            }
+        );
+        let other = reply(
+            r#"{"error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}"#,
+            None,
+        );
+        assert!(
+            matches!(outcome(&other), Outcome::Refused { permanent: false, reason } if reason.contains("temporarily unavailable"))
+        );
+        let none = reply("", Some(StatusCode::NO_RESPONDERS));
+        assert!(
+            matches!(outcome(&none), Outcome::Refused { permanent: false, reason } if reason.starts_with("no responders"))
+        );
+        let garbage = reply("not json", None);
+        assert!(
+            matches!(outcome(&garbage), Outcome::Refused { permanent: false, reason } if reason.contains("does not parse"))
+        );
+    }
+}
