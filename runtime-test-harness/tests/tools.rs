@@ -277,7 +277,7 @@ fn ctrl_c_closes_every_connector_and_prints_the_summary() {
         .unwrap();
     // Bounded wait until messages flow, then an interrupt like Ctrl-C.
     for _ in 0..200 {
-        if recorded(&record).len() >= 500 {
+        if recorded_so_far(&record) >= 500 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(25));

@@ -261,6 +261,15 @@ pub fn recorded(path: &Path) -> Vec<serde_json::Value> {
     lines(&std::fs::read(path).unwrap_or_default())
 }
 
+/// How many whole lines a sink that is still running has recorded so far:
+/// a poll can land between the two halves of a write, so a trailing line
+/// without its newline is not counted (or parsed) yet.
+pub fn recorded_so_far(path: &Path) -> usize {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    lines(&bytes[..whole]).len()
+}
+
 pub fn sorted(mut values: Vec<u64>) -> Vec<u64> {
     values.sort_unstable();
     values
