@@ -2,17 +2,38 @@
 //! output in a log file, readiness by TCP connect, and a stop by PID that
 //! always runs (on drop too).
 
+use std::collections::BTreeSet;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// Where picked ports start; they end below the kernel's ephemeral range.
+const LOWEST_PORT: u16 = 10_000;
+
+/// A port that was free a moment ago on 127.0.0.1, for a server to bind.
+/// It is taken below the kernel's ephemeral range: a port the kernel hands
+/// out (`bind` to port 0) can go to another test's outgoing connection before
+/// the server binds it. No port is handed out twice in one process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = u64::from(ephemeral.saturating_sub(LOWEST_PORT).max(1000));
+    let start = RandomState::new().build_hasher().finish();
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    (0..span)
+        .map(|step| LOWEST_PORT + (start.wrapping_add(step) % span) as u16)
+        .find(|port| !handed_out.contains(port) && TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .inspect(|port| {
+            handed_out.insert(*port);
+        })
+        .expect("a free loopback port below the ephemeral range")
 }
 
 /// The first existing path among `candidates`, or a loud failure saying how to install it.
