@@ -46,6 +46,7 @@ pub struct BenchReport {
     pub stages: Vec<Stage>,
 }
 
+#[derive(Clone)]
 pub struct BenchOptions {
     pub messages: u64,
     pub batch: usize,

@@ -384,7 +384,7 @@ async fn deliver_v2(
     id: u32,
     batch_id: u64,
     callback: SendCallback,
-    bytes: &[u8],
+    (batch, bytes): (ProducedMessages, Vec<u8>),
     pending: &Pending,
     shutdown: &mut watch::Receiver<bool>,
     policy: LoopPolicy,
@@ -395,6 +395,10 @@ async fn deliver_v2(
         result: sender,
     });
     let code = callback(id, batch_id, bytes.as_ptr(), bytes.len());
+    // Freed while the runtime stores the batch rather than after its answer:
+    // a batch is thousands of allocations, and the answer is what the next
+    // poll waits for.
+    drop((batch, bytes));
     let nack = |shutting_down| Outcome {
         result: SourceBatchResult::Nack,
         shutting_down,
@@ -493,7 +497,7 @@ async fn poll_loop<T: Source>(
                         id,
                         batch_id,
                         callback,
-                        &bytes,
+                        (batch, bytes),
                         &pending,
                         &mut shutdown,
                         policy,

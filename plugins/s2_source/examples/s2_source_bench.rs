@@ -10,8 +10,9 @@
 //! cargo run --release -p iggy_connector_s2_source --example s2_source_bench [messages]
 
 use futures_core::Stream;
+use harness_test_support::median;
+use harness_test_support::perf::{self, with_cpu};
 use harness_test_support::s2::S2Lite;
-use harness_test_support::{median, perf};
 use iggy_harness::bench::{BenchOptions, BenchReport, bench_source, print};
 use s2_sdk::S2Stream;
 use s2_sdk::types::{
@@ -29,6 +30,8 @@ const BATCH: u64 = 1000;
 /// The source's default `buffer_bytes`.
 const READ_BYTES: usize = 1024 * 1024;
 const ROUNDS: usize = 3;
+/// The second plugin run's batches, in reads of `BATCH`.
+const LARGE: u64 = 10;
 
 async fn fill(stream: &S2Stream, count: u64) {
     let body = vec![b'x'; PAYLOAD];
@@ -96,13 +99,20 @@ async fn raw_session(stream: &S2Stream, count: u64) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
-fn connector_file(dir: &Path, library: &Path, endpoint: &str) -> PathBuf {
-    let path = dir.join("source.toml");
+/// The source's settings with batches of `batch_size` records and
+/// `buffer_bytes` (each gathers several of S2's reads when larger than one).
+fn connector_file(
+    dir: &Path,
+    library: &Path,
+    endpoint: &str,
+    (batch_size, buffer_bytes): (u64, usize),
+) -> PathBuf {
+    let path = dir.join(format!("source-{batch_size}.toml"));
     let text = format!(
         "type = \"source\"\nkey = \"bench\"\nenabled = true\nname = \"bench\"\npath = \"{}\"\n\
          [[streams]]\nstream = \"bench\"\ntopic = \"orders\"\nschema = \"raw\"\n\
          [plugin_config]\naccess_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstreams = [\"{STREAM}\"]\n\
-         start = \"earliest\"\nbatch_size = {BATCH}\nschema = \"raw\"\n",
+         start = \"earliest\"\nbatch_size = {batch_size}\nbuffer_bytes = {buffer_bytes}\nschema = \"raw\"\n",
         library.display()
     );
     std::fs::write(&path, text).expect("connector file");
@@ -129,34 +139,59 @@ fn main() {
         messages,
         batch: BATCH as usize,
         payload_size: PAYLOAD,
-        connector: Some(connector_file(dir.path(), &library, &server.endpoint())),
+        connector: Some(connector_file(
+            dir.path(),
+            &library,
+            &server.endpoint(),
+            (BATCH, READ_BYTES),
+        )),
+    };
+    let large = BenchOptions {
+        batch: (BATCH * LARGE) as usize,
+        connector: Some(connector_file(
+            dir.path(),
+            &library,
+            &server.endpoint(),
+            (BATCH * LARGE, READ_BYTES * LARGE as usize),
+        )),
+        ..options.clone()
     };
     // Without a connector file the bench configures the test source itself.
     let no_op = BenchOptions {
         connector: None,
-        ..options
+        ..options.clone()
     };
     let no_op_library = build.join("libiggy_connector_testkit_source.so");
-    let (mut raw, mut session, mut plugin, mut ceiling) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut session, mut plugin, mut plugin_large, mut ceiling) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut reports: Vec<BenchReport> = Vec::new();
+    let pid = server.pid();
+    let run = |label: &str, options: &BenchOptions| {
+        // No saved state is passed, so each run reads the stream from the start.
+        with_cpu(label, pid, messages, || {
+            bench_source(&library, options).expect("plugin bench")
+        })
+    };
     for _ in 0..ROUNDS {
         raw.push(runtime.block_on(raw_read(&stream, messages)));
-        session.push(runtime.block_on(raw_session(&stream, messages)));
-        // No saved state is passed, so each run reads the stream from the start.
-        let report = bench_source(&library, &options).expect("plugin bench");
+        session.push(with_cpu("raw read session", pid, messages, || {
+            runtime.block_on(raw_session(&stream, messages))
+        }));
+        let report = run("plugin", &options);
         plugin.push(report.messages_per_sec);
         reports.push(report);
+        plugin_large.push(run("plugin, batches ×10", &large).messages_per_sec);
         ceiling.push(
             bench_source(&no_op_library, &no_op)
                 .expect("no-op source bench")
                 .messages_per_sec,
         );
     }
-    let (raw, session, plugin, ceiling) = (
+    let (raw, session, plugin, plugin_large, ceiling) = (
         median(raw),
         median(session),
         median(plugin),
+        median(plugin_large),
         median(ceiling),
     );
     println!(
@@ -164,7 +199,11 @@ fn main() {
     );
     println!("  raw s2-sdk unary reads of {BATCH}            {raw:>9.0} msg/s");
     println!("  raw s2-sdk read session (the source's)     {session:>9.0} msg/s");
-    println!("  plugin through the harness                 {plugin:>9.0} msg/s");
+    println!("  plugin through the harness (defaults)      {plugin:>9.0} msg/s");
+    println!(
+        "  plugin, batch_size {:<6} (buffer ×{LARGE})    {plugin_large:>9.0} msg/s",
+        BATCH * LARGE
+    );
     println!("  harness ceiling (no-op test source)        {ceiling:>9.0} msg/s");
     println!(
         "  ratio plugin / raw                         {:>9.2}",
@@ -173,6 +212,10 @@ fn main() {
     println!(
         "  ratio plugin / raw read session            {:>9.2}",
         plugin / session
+    );
+    println!(
+        "  ratio plugin (batches ×10) / read session  {:>9.2}",
+        plugin_large / session
     );
     println!(
         "  ratio plugin / harness ceiling             {:>9.2}",
@@ -188,5 +231,12 @@ fn main() {
         "msg/s",
         raw,
         plugin,
+    );
+    perf::report(
+        "iggy_connector_s2_source",
+        "1 KiB records, batch_size 10000, vs read session",
+        "msg/s",
+        session,
+        plugin_large,
     );
 }

@@ -48,6 +48,12 @@ fn default_discovery_interval() -> Duration {
     Duration::from_secs(30)
 }
 
+/// A batch may gather several of S2's reads (each at most 1000 records and
+/// 1 MiB): the runtime saves the state once per batch and its producer
+/// sends in chunks of its own `batch_length`.
+const MAX_BATCH_SIZE: usize = 100_000;
+const MAX_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+
 fn default_batch_size() -> usize {
     1000
 }
@@ -119,11 +125,13 @@ impl SourceConfig {
         if self.discovery_interval.is_zero() {
             return Err("discovery_interval must be greater than zero".into());
         }
-        if !(1..=1000).contains(&self.batch_size) {
-            return Err("batch_size must be between 1 and 1000".into());
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}"));
         }
-        if !(1024..=1024 * 1024).contains(&self.buffer_bytes) {
-            return Err("buffer_bytes must be between 1024 and 1048576".into());
+        if !(1024..=MAX_BUFFER_BYTES).contains(&self.buffer_bytes) {
+            return Err(format!(
+                "buffer_bytes must be between 1024 and {MAX_BUFFER_BYTES}"
+            ));
         }
         if !(1..=60).contains(&self.poll_wait.as_secs()) || self.poll_wait.subsec_nanos() != 0 {
             return Err("poll_wait must be whole seconds from 1s to 60s".into());
@@ -206,6 +214,14 @@ mod tests {
             (
                 format!(r#"{{{BASE},"streams":["a"],"batch_size":0}}"#),
                 "batch_size",
+            ),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"batch_size":100001}}"#),
+                "batch_size must be between 1 and 100000",
+            ),
+            (
+                format!(r#"{{{BASE},"streams":["a"],"buffer_bytes":67108865}}"#),
+                "buffer_bytes must be between 1024 and 67108864",
             ),
             (
                 format!(r#"{{{BASE},"streams":["a"],"poll_wait":"500ms"}}"#),

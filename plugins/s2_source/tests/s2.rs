@@ -200,6 +200,33 @@ fn resumes_from_state_without_loss_or_repeat_through_nacks_and_failed_saves() {
 }
 
 #[test]
+fn a_batch_larger_than_one_read_gathers_several_in_order() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let rt = runtime();
+    let basin = server.basin_client(&rt, BASIN);
+    // S2 returns at most 1000 records per read.
+    for chunk in 0..3 {
+        rt.block_on(append(&basin, "large", chunk * 1000..(chunk + 1) * 1000));
+    }
+    let config = format!(
+        "{}streams = [\"large\"]\nschema = \"json\"\nbatch_size = 5000\nbuffer_bytes = 4194304",
+        connection(&server)
+    );
+    ws.source("from_s2", &source_library(), "in", &config);
+    // The delayed answer gives the session time to read everything ahead of
+    // the second poll, which then takes more than one read's worth.
+    let (output, report) = ws.run(&["--fault", "delay-result=300ms"]);
+    assert_ran(&output, &report);
+    assert_eq!(numbers(&ws, "in"), (0..3000).collect::<Vec<_>>());
+    let batches = connector(&report, "from_s2")["batches"].as_u64().unwrap();
+    assert!(
+        (1..3).contains(&batches),
+        "3000 records in reads of at most 1000 came in {batches} batches"
+    );
+}
+
+#[test]
 fn a_batch_stored_but_not_saved_comes_again_with_the_same_ids() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);

@@ -122,6 +122,14 @@ impl S2Lite {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// For the benchmarks' CPU figures.
+    pub fn pid(&self) -> u32 {
+        self.process
+            .as_ref()
+            .and_then(ServerProcess::pid)
+            .expect("s2-lite is running")
+    }
+
     /// Kills the server (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
