@@ -1,10 +1,12 @@
 //! Benchmark: the S2 source through the harness against raw s2-sdk reads of
 //! the same stream, in one process, against one in-memory s2-lite. Two raw
 //! references: bounded unary reads (count, bytes, clamp to the tail, no wait)
-//! and a read session as the source opens it (clamped, no stop). The
-//! harness's own ceiling is measured too: its no-op test source, same batches
-//! and payloads, no I/O. Runs alternate, three each; medians are reported
-//! (the machine is shared).
+//! and a read session as the source opens it (clamped, no stop). The source
+//! runs twice: with its default batches, and with batches ten times larger
+//! (several S2 reads each). The harness's own ceiling is measured too: its
+//! no-op test source, same batches and payloads, no I/O. Runs alternate,
+//! three each; medians are reported (the machine is shared), with the CPU
+//! per record of this process and of s2-lite.
 //!
 //! cargo build --release -p iggy_connector_s2_source -p iggy_connector_testkit_source -p iggy-harness
 //! cargo run --release -p iggy_connector_s2_source --example s2_source_bench [messages]
