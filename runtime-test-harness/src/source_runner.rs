@@ -1,17 +1,18 @@
 //! Drives a source as the runtime does. The plugin calls back from its own
-//! threads with postcard `ProducedMessages`; the callback decodes them (the
-//! bytes are only valid during the call) and queues the batch. A worker
-//! thread then stores it, saves the state file and, under v2, answers Ack or
-//! Nack. A library without the v2 symbols is driven through v1, where no
-//! answer exists.
+//! threads with postcard `ProducedMessages`. The bytes are only valid during
+//! the call, so the callback lends them to a worker thread and waits until it
+//! has decoded and stored the batch straight from them (nothing copies the
+//! batch as a whole). The worker then saves the state file and, under v2,
+//! answers Ack or Nack. A library without the v2 symbols is driven through
+//! v1, where no answer exists.
 
 use crate::connector_file::ConnectorFile;
 use crate::faults::{Faults, hits};
 use crate::library::{SourceApi, SourceProtocol};
-use crate::produced_batch::{self, ProducedBatch};
+use crate::produced_batch;
 use crate::state_file::StateFile;
 use crate::stats::{ConnectorStats, InFlight};
-use iggy_connector_sdk::Schema;
+use iggy_connector_sdk::{ConnectorState, Schema};
 use iggy_harness_store::{NewMessage, StreamStore};
 use std::collections::HashMap;
 use std::panic::catch_unwind;
@@ -27,9 +28,34 @@ const NACK: u8 = 1;
 pub struct Delivered {
     /// 0 under v1, where batches have no id.
     pub batch_id: u64,
-    pub batch: Result<ProducedBatch, String>,
-    /// Time the callback spent decoding.
-    pub decode: Duration,
+    bytes: LentBytes,
+}
+
+/// The plugin's batch, valid while its callback waits; dropping this lets the callback return.
+struct LentBytes {
+    pointer: *const u8,
+    len: usize,
+    _returned: SyncSender<()>,
+}
+
+// SAFETY: the bytes are only read, and the callback that owns them does not
+// return before this is dropped (it waits for `_returned` to disconnect).
+unsafe impl Send for LentBytes {}
+
+impl LentBytes {
+    /// Runs `read` on the bytes, then gives them back to the waiting callback.
+    fn lend<R>(self, read: impl FnOnce(&[u8]) -> R) -> R {
+        let bytes = if self.pointer.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the plugin passed a buffer valid for its call, which lasts
+            // until `self` is dropped below; `read` cannot keep the slice.
+            unsafe { std::slice::from_raw_parts(self.pointer, self.len) }
+        };
+        let result = read(bytes);
+        drop(self);
+        result
+    }
 }
 
 static SENDERS: Mutex<Option<HashMap<u32, SyncSender<Delivered>>>> = Mutex::new(None);
@@ -57,28 +83,26 @@ pub fn unregister(plugin_id: u32) {
 }
 
 fn forward(plugin_id: u32, batch_id: u64, pointer: *const u8, len: usize) -> i32 {
-    let started = Instant::now();
-    let bytes = if pointer.is_null() {
-        &[][..]
-    } else {
-        // SAFETY: the plugin passes a buffer valid for the call.
-        unsafe { std::slice::from_raw_parts(pointer, len) }
-    };
-    let batch = produced_batch::decode(bytes);
-    let decode = started.elapsed();
     let sender = SENDERS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .as_ref()
         .and_then(|senders| senders.get(&plugin_id).cloned());
-    match sender.map(|s| {
-        s.send(Delivered {
-            batch_id,
-            batch,
-            decode,
-        })
-    }) {
-        Some(Ok(())) => 0,
+    let (returned, wait) = sync_channel(0);
+    let delivered = Delivered {
+        batch_id,
+        bytes: LentBytes {
+            pointer,
+            len,
+            _returned: returned,
+        },
+    };
+    match sender.map(|s| s.send(delivered)) {
+        Some(Ok(())) => {
+            // Disconnects once the worker is done with the bytes (or is gone).
+            let _ = wait.recv();
+            0
+        }
         _ => 1,
     }
 }
@@ -221,32 +245,62 @@ impl SourceWorker {
     /// Stores one delivered batch and answers it; `number` counts batches for faults.
     pub fn take(&self, delivered: Delivered, number: u64) -> StageTimes {
         let mut times = StageTimes::default();
-        let mut clock = Instant::now();
-        let mut lap = |stage: &mut Duration| {
-            let now = Instant::now();
-            *stage = now - clock;
-            clock = now;
-        };
         let batch_id = delivered.batch_id;
-        times.decode = delivered.decode;
-        let batch = match delivered.batch {
+        let stored = delivered
+            .bytes
+            .lend(|bytes| self.decode_and_store(bytes, batch_id, number, &mut times));
+        let Stored::Yes(state) = stored else {
+            return self.answer(batch_id, NACK, &mut times);
+        };
+        let started = Instant::now();
+        if let Some(state) = state {
+            let saved = if hits(self.faults.fail_state_save_every, number) {
+                Err("injected state save failure".to_string())
+            } else {
+                self.state.save(&state.0)
+            };
+            if let Err(error) = saved {
+                ConnectorStats::add(&self.stats.errors, 1);
+                eprintln!(
+                    "source {}: batch {batch_id} stored but its state was not saved: {error}",
+                    self.id
+                );
+                return self.answer(batch_id, NACK, &mut times);
+            }
+        }
+        times.state = started.elapsed();
+        self.answer(batch_id, ACK, &mut times)
+    }
+
+    /// Decodes the batch and stores its messages, straight from the plugin's bytes.
+    fn decode_and_store(
+        &self,
+        bytes: &[u8],
+        batch_id: u64,
+        number: u64,
+        times: &mut StageTimes,
+    ) -> Stored {
+        let started = Instant::now();
+        let batch = match produced_batch::decode(bytes) {
             Ok(batch) => batch,
             Err(error) => {
                 self.stats
                     .fail(format!("batch {batch_id} does not decode: {error}"));
-                return self.answer(batch_id, NACK, &mut times);
+                return Stored::No;
             }
         };
+        times.decode = started.elapsed();
         ConnectorStats::add(&self.stats.messages_in, batch.messages.len() as u64);
         ConnectorStats::add(&self.stats.batches, 1);
         if hits(self.faults.nack_every, number) {
-            return self.answer(batch_id, NACK, &mut times);
+            return Stored::No;
         }
         let schema = batch.schema;
         let mut invalid = 0u64;
         let mut messages = Vec::with_capacity(batch.messages.len());
-        for message in batch.messages {
-            if self.validate_payloads && !payload_is_valid(schema, &message.payload) {
+        for message in &batch.messages {
+            let payload = batch.payload(message);
+            if self.validate_payloads && !payload_is_valid(schema, payload) {
                 invalid += 1;
                 continue;
             }
@@ -254,8 +308,8 @@ impl SourceWorker {
                 id: message.id.unwrap_or(0),
                 timestamp: message.timestamp,
                 origin_timestamp: message.origin_timestamp.unwrap_or(0),
-                headers: message.headers,
-                payload: message.payload,
+                headers: batch.headers(message).into(),
+                payload: payload.into(),
             });
         }
         if invalid > 0 {
@@ -273,26 +327,16 @@ impl SourceWorker {
         {
             ConnectorStats::add(&self.stats.errors, 1);
             eprintln!("source {}: cannot store batch {batch_id}: {error}", self.id);
-            return self.answer(batch_id, NACK, &mut times);
+            return Stored::No;
         }
         ConnectorStats::add(&self.stats.messages_out, stored);
-        lap(&mut times.store);
-        if let Some(state) = batch.state {
-            let saved = if hits(self.faults.fail_state_save_every, number) {
-                Err("injected state save failure".to_string())
-            } else {
-                self.state.save(&state.0)
-            };
-            if let Err(error) = saved {
-                ConnectorStats::add(&self.stats.errors, 1);
-                eprintln!(
-                    "source {}: batch {batch_id} stored but its state was not saved: {error}",
-                    self.id
-                );
-                return self.answer(batch_id, NACK, &mut times);
-            }
-        }
-        lap(&mut times.state);
-        self.answer(batch_id, ACK, &mut times)
+        times.store = started.elapsed() - times.decode;
+        Stored::Yes(batch.state)
     }
+}
+
+/// What became of a batch's messages: stored (with the state to save), or to be Nacked.
+enum Stored {
+    Yes(Option<ConnectorState>),
+    No,
 }

@@ -20,7 +20,7 @@ struct Envelope {
     payload: serde_json::Value,
 }
 
-fn envelope_message(line: &str, number: usize) -> Result<NewMessage, String> {
+fn envelope_message(line: &str, number: usize) -> Result<NewMessage<'static>, String> {
     let envelope: Envelope =
         serde_json::from_str(line).map_err(|e| format!("line {number}: not an envelope: {e}"))?;
     let mut headers = UserHeaders::new();
@@ -50,8 +50,8 @@ fn envelope_message(line: &str, number: usize) -> Result<NewMessage, String> {
         id,
         timestamp: None,
         origin_timestamp: 0,
-        headers,
-        payload,
+        headers: headers.into(),
+        payload: payload.into(),
     })
 }
 
@@ -65,7 +65,7 @@ pub fn produce_lines(
 ) -> Result<u64, String> {
     let mut batch = Vec::new();
     let mut written = 0u64;
-    let flush = |batch: &mut Vec<NewMessage>| -> Result<u64, String> {
+    let flush = |batch: &mut Vec<NewMessage<'_>>| -> Result<u64, String> {
         if batch.is_empty() {
             return Ok(0);
         }

@@ -27,6 +27,7 @@ mod layout;
 mod locks;
 mod log_file;
 mod log_record;
+mod memory_log;
 mod message;
 mod names;
 mod offsets;

@@ -9,7 +9,9 @@ use std::sync::RwLock;
 use crate::error::StoreError;
 use crate::fs_util::{read_exact_at, write_all_at};
 use crate::locks::{read_lock, write_lock};
-use crate::log_record::{HEADER_LEN, RecordHeader, decode_record, encode_record};
+use crate::log_record::{
+    HEADER_LEN, Record, RecordHeader, decode_records, encode_records, records_from,
+};
 use crate::message::StoredMessage;
 
 const SCAN_BUFFER: usize = 1 << 20;
@@ -77,16 +79,14 @@ impl LogFile {
     /// see the new records once they are completely written.
     pub(crate) fn append(
         &self,
-        messages: &[StoredMessage],
+        records: &[Record<'_>],
         scratch: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
         let end = read_lock(&self.index).end;
         scratch.clear();
-        let mut starts = Vec::with_capacity(messages.len());
-        for message in messages {
-            starts.push(end + scratch.len() as u64);
-            encode_record(message, scratch);
-        }
+        let starts = encode_records(records, scratch)
+            .into_iter()
+            .map(|start| end + start as u64);
         if let Err(error) = write_all_at(&self.file, scratch, end) {
             // Best effort: the next append overwrites from `end` anyway, and
             // opening treats leftover bytes as a torn tail.
@@ -101,41 +101,19 @@ impl LogFile {
 
     /// Up to `max` messages from offset `from` on.
     pub(crate) fn read(&self, from: u64, max: usize) -> Result<Vec<StoredMessage>, StoreError> {
-        let (start, stop, count) = {
-            let index = read_lock(&self.index);
-            let Some(first) = usize::try_from(from)
-                .ok()
-                .filter(|first| *first < index.starts.len())
-            else {
-                return Ok(Vec::new());
-            };
-            let last = first.saturating_add(max).min(index.starts.len());
-            let stop = index.starts.get(last).copied().unwrap_or(index.end);
-            (index.starts[first], stop, last - first)
-        };
-        if count == 0 {
+        let index = read_lock(&self.index);
+        let Some((range, count)) = records_from(&index.starts, index.end, from, max) else {
             return Ok(Vec::new());
-        }
+        };
+        drop(index);
+        let (start, stop) = (range.start, range.end);
         let len = usize::try_from(stop - start)
             .map_err(|_| StoreError::corrupt(&self.path, "read range exceeds memory"))?;
         let mut bytes = vec![0u8; len];
         read_exact_at(&self.file, &mut bytes, start).map_err(StoreError::io("read", &self.path))?;
 
-        let mut messages = Vec::with_capacity(count);
-        let mut rest = bytes.as_slice();
-        for expected in (from..).take(count) {
-            let (message, used) =
-                decode_record(rest).map_err(|detail| StoreError::corrupt(&self.path, detail))?;
-            if message.offset != expected {
-                return Err(StoreError::corrupt(
-                    &self.path,
-                    format!("expected offset {expected}, found {}", message.offset),
-                ));
-            }
-            messages.push(message);
-            rest = &rest[used..];
-        }
-        Ok(messages)
+        decode_records(&bytes, from, count)
+            .map_err(|detail| StoreError::corrupt(&self.path, detail))
     }
 
     pub(crate) fn sync(&self) -> Result<(), StoreError> {

@@ -18,6 +18,7 @@
 
 use crate::checksum::{message_checksum, xxh64};
 use crate::message::StoredMessage;
+use std::ops::Range;
 
 pub(crate) const HEADER_LEN: usize = 68;
 /// Longest headers or payload section; the lengths are stored as u32.
@@ -38,19 +39,6 @@ pub(crate) struct RecordHeader {
 }
 
 impl RecordHeader {
-    /// `message` sections must be at most `MAX_SECTION_LEN` bytes (checked on append).
-    fn of(message: &StoredMessage) -> Self {
-        Self {
-            headers_len: message.headers.len() as u32,
-            payload_len: message.payload.len() as u32,
-            offset: message.offset,
-            id: message.id,
-            timestamp: message.timestamp,
-            origin_timestamp: message.origin_timestamp,
-            checksum: message.checksum,
-        }
-    }
-
     pub(crate) fn body_len(&self) -> u64 {
         u64::from(self.headers_len) + u64::from(self.payload_len)
     }
@@ -100,11 +88,96 @@ impl RecordHeader {
     }
 }
 
-/// Appends the encoded record for `message` to `out`.
-pub(crate) fn encode_record(message: &StoredMessage, out: &mut Vec<u8>) {
-    out.extend_from_slice(&RecordHeader::of(message).encode());
-    out.extend_from_slice(&message.headers);
-    out.extend_from_slice(&message.payload);
+/// A record about to be written: its header and the sections it borrows.
+pub(crate) struct Record<'m> {
+    pub(crate) header: RecordHeader,
+    pub(crate) headers: &'m [u8],
+    pub(crate) payload: &'m [u8],
+}
+
+impl<'m> Record<'m> {
+    /// Sections must be at most `MAX_SECTION_LEN` bytes (checked on append);
+    /// offset and timestamp are set once the partition's lock is held.
+    pub(crate) fn new(
+        id: u128,
+        origin_timestamp: u64,
+        headers: &'m [u8],
+        payload: &'m [u8],
+    ) -> Self {
+        Self {
+            header: RecordHeader {
+                headers_len: headers.len() as u32,
+                payload_len: payload.len() as u32,
+                offset: 0,
+                id,
+                timestamp: 0,
+                origin_timestamp,
+                checksum: message_checksum(headers, payload),
+            },
+            headers,
+            payload,
+        }
+    }
+}
+
+/// Appends the encoded `records` to `out` and returns where each starts in it.
+pub(crate) fn encode_records(records: &[Record<'_>], out: &mut Vec<u8>) -> Vec<usize> {
+    out.reserve(
+        records
+            .iter()
+            .map(|record| HEADER_LEN + record.headers.len() + record.payload.len())
+            .sum(),
+    );
+    records
+        .iter()
+        .map(|record| {
+            let start = out.len();
+            out.extend_from_slice(&record.header.encode());
+            out.extend_from_slice(record.headers);
+            out.extend_from_slice(record.payload);
+            start
+        })
+        .collect()
+}
+
+/// Where up to `max` records from offset `from` on lie, given where each
+/// record starts and where the last one ends: their byte range and count,
+/// or `None` when there are none.
+pub(crate) fn records_from<T: Copy>(
+    starts: &[T],
+    end: T,
+    from: u64,
+    max: usize,
+) -> Option<(Range<T>, usize)> {
+    let first = usize::try_from(from)
+        .ok()
+        .filter(|first| *first < starts.len())?;
+    let last = first.saturating_add(max).min(starts.len());
+    let stop = starts.get(last).copied().unwrap_or(end);
+    (last > first).then(|| (starts[first]..stop, last - first))
+}
+
+/// Decodes the `count` records at the start of `bytes`, which must carry the
+/// offsets from `first` on.
+pub(crate) fn decode_records(
+    bytes: &[u8],
+    first: u64,
+    count: usize,
+) -> Result<Vec<StoredMessage>, String> {
+    let mut messages = Vec::with_capacity(count);
+    let mut rest = bytes;
+    for expected in (first..).take(count) {
+        let (message, used) = decode_record(rest)?;
+        if message.offset != expected {
+            return Err(format!(
+                "expected offset {expected}, found {}",
+                message.offset
+            ));
+        }
+        messages.push(message);
+        rest = &rest[used..];
+    }
+    Ok(messages)
 }
 
 /// Decodes the record at the start of `bytes`, returning it and its encoded length.
@@ -112,7 +185,7 @@ pub(crate) fn encode_record(message: &StoredMessage, out: &mut Vec<u8>) {
 /// Used on data the store wrote and verified when loading, so only the header
 /// is checked here; re-hashing every payload on each read would cost more than
 /// the copy itself.
-pub(crate) fn decode_record(bytes: &[u8]) -> Result<(StoredMessage, usize), String> {
+fn decode_record(bytes: &[u8]) -> Result<(StoredMessage, usize), String> {
     let header_bytes: &[u8; HEADER_LEN] = bytes
         .get(..HEADER_LEN)
         .and_then(|slice| slice.try_into().ok())
@@ -149,6 +222,18 @@ fn field<const N: usize>(bytes: &[u8; HEADER_LEN], at: usize) -> [u8; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode_record(message: &StoredMessage, out: &mut Vec<u8>) {
+        let mut record = Record::new(
+            message.id,
+            message.origin_timestamp,
+            &message.headers,
+            &message.payload,
+        );
+        record.header.offset = message.offset;
+        record.header.timestamp = message.timestamp;
+        encode_records(&[record], out);
+    }
 
     fn sample(offset: u64) -> StoredMessage {
         let headers = b"key=value".to_vec();

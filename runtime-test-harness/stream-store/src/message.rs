@@ -1,6 +1,10 @@
+use std::borrow::Cow;
+
 /// A message to append. `Default` gives "store assigns id and timestamp, no headers".
+/// Headers and payload may be borrowed, so a batch can be stored straight from
+/// the buffer it arrived in; the store copies them once, into its log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NewMessage {
+pub struct NewMessage<'a> {
     /// 0 = the store assigns a random non-zero id.
     pub id: u128,
     /// Microseconds since the Unix epoch; `None` = now (never earlier than the
@@ -8,15 +12,15 @@ pub struct NewMessage {
     pub timestamp: Option<u64>,
     pub origin_timestamp: u64,
     /// Opaque header bytes; empty = none.
-    pub headers: Vec<u8>,
-    pub payload: Vec<u8>,
+    pub headers: Cow<'a, [u8]>,
+    pub payload: Cow<'a, [u8]>,
 }
 
-impl NewMessage {
+impl<'a> NewMessage<'a> {
     /// A message with only a payload; everything else is left to the store.
-    pub fn new(payload: Vec<u8>) -> Self {
+    pub fn new(payload: impl Into<Cow<'a, [u8]>>) -> Self {
         Self {
-            payload,
+            payload: payload.into(),
             ..Self::default()
         }
     }

@@ -1,14 +1,14 @@
 //! One partition: offset and timestamp assignment plus where its messages live.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
-use crate::checksum::message_checksum;
 use crate::error::StoreError;
 use crate::ids::{now_micros, random_message_id};
 use crate::locks::{lock, read_lock, write_lock};
 use crate::log_file::LogFile;
-use crate::log_record::MAX_SECTION_LEN;
+use crate::log_record::{MAX_SECTION_LEN, Record};
+use crate::memory_log::MemoryLog;
 use crate::message::{NewMessage, StoredMessage};
 
 pub(crate) struct Partition {
@@ -25,7 +25,7 @@ struct Appender {
 }
 
 enum Contents {
-    Memory(RwLock<Vec<StoredMessage>>),
+    Memory(RwLock<MemoryLog>),
     Log(LogFile),
 }
 
@@ -37,7 +37,7 @@ impl Partition {
                 last_timestamp: 0,
                 scratch: Vec::new(),
             }),
-            contents: Contents::Memory(RwLock::new(Vec::new())),
+            contents: Contents::Memory(RwLock::new(MemoryLog::default())),
         }
     }
 
@@ -56,13 +56,13 @@ impl Partition {
     /// Offset the next appended message gets, counting only messages readers can see.
     pub(crate) fn next_offset(&self) -> u64 {
         match &self.contents {
-            Contents::Memory(messages) => read_lock(messages).len() as u64,
+            Contents::Memory(log) => read_lock(log).message_count(),
             Contents::Log(log) => log.message_count(),
         }
     }
 
     /// Appends `messages` (at least one) and returns the offset of the first.
-    pub(crate) fn append(&self, messages: Vec<NewMessage>) -> Result<u64, StoreError> {
+    pub(crate) fn append(&self, messages: Vec<NewMessage<'_>>) -> Result<u64, StoreError> {
         if let Some(len) = messages
             .iter()
             .flat_map(|message| [message.headers.len(), message.payload.len()])
@@ -72,24 +72,20 @@ impl Partition {
         }
         // Hashing and id generation happen before taking the lock so that
         // concurrent appenders overlap on the expensive part.
-        let mut requested_timestamps = Vec::with_capacity(messages.len());
-        let mut stored: Vec<StoredMessage> = messages
-            .into_iter()
+        let mut records: Vec<Record<'_>> = messages
+            .iter()
             .map(|message| {
-                requested_timestamps.push(message.timestamp);
-                StoredMessage {
-                    id: if message.id == 0 {
-                        random_message_id()
-                    } else {
-                        message.id
-                    },
-                    offset: 0,
-                    checksum: message_checksum(&message.headers, &message.payload),
-                    timestamp: 0,
-                    origin_timestamp: message.origin_timestamp,
-                    headers: message.headers,
-                    payload: message.payload,
-                }
+                let id = if message.id == 0 {
+                    random_message_id()
+                } else {
+                    message.id
+                };
+                Record::new(
+                    id,
+                    message.origin_timestamp,
+                    &message.headers,
+                    &message.payload,
+                )
             })
             .collect();
 
@@ -97,32 +93,25 @@ impl Partition {
         let first = appender.next_offset;
         let now = now_micros();
         let mut last_timestamp = appender.last_timestamp;
-        for ((message, requested), offset) in
-            stored.iter_mut().zip(requested_timestamps).zip(first..)
-        {
-            message.offset = offset;
-            message.timestamp = requested.unwrap_or(now.max(last_timestamp));
-            last_timestamp = last_timestamp.max(message.timestamp);
+        for ((record, message), offset) in records.iter_mut().zip(&messages).zip(first..) {
+            record.header.offset = offset;
+            record.header.timestamp = message.timestamp.unwrap_or(now.max(last_timestamp));
+            last_timestamp = last_timestamp.max(record.header.timestamp);
         }
-        let count = stored.len() as u64;
         match &self.contents {
-            Contents::Memory(messages) => write_lock(messages).extend(stored),
-            Contents::Log(log) => log.append(&stored, &mut appender.scratch)?,
+            Contents::Memory(log) => write_lock(log).append(&records),
+            Contents::Log(log) => log.append(&records, &mut appender.scratch)?,
         }
-        appender.next_offset = first + count;
+        appender.next_offset = first + records.len() as u64;
         appender.last_timestamp = last_timestamp;
         Ok(first)
     }
 
     pub(crate) fn read(&self, from: u64, max: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match &self.contents {
-            Contents::Memory(messages) => {
-                let messages = read_lock(messages);
-                let start =
-                    usize::try_from(from).map_or(messages.len(), |from| from.min(messages.len()));
-                let end = start.saturating_add(max).min(messages.len());
-                Ok(messages[start..end].to_vec())
-            }
+            Contents::Memory(log) => read_lock(log)
+                .read(from, max)
+                .map_err(|detail| StoreError::corrupt(Path::new("<memory>"), detail)),
             Contents::Log(log) => log.read(from, max),
         }
     }

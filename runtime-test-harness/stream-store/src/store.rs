@@ -139,7 +139,7 @@ impl StreamStore {
         stream: &str,
         topic: &str,
         partition_id: u32,
-        messages: Vec<NewMessage>,
+        messages: Vec<NewMessage<'_>>,
     ) -> Result<RangeInclusive<u64>, StoreError> {
         self.topic(stream, topic)?.append(partition_id, messages)
     }
@@ -150,7 +150,7 @@ impl StreamStore {
         &self,
         stream: &str,
         topic: &str,
-        messages: Vec<NewMessage>,
+        messages: Vec<NewMessage<'_>>,
     ) -> Result<(u32, RangeInclusive<u64>), StoreError> {
         self.topic(stream, topic)?.append_balanced(messages)
     }

@@ -115,7 +115,7 @@ impl Topic {
     pub(crate) fn append(
         &self,
         partition_id: u32,
-        messages: Vec<NewMessage>,
+        messages: Vec<NewMessage<'_>>,
     ) -> Result<RangeInclusive<u64>, StoreError> {
         let partition = self.partition(partition_id)?;
         self.check_not_empty(&messages)?;
@@ -126,7 +126,7 @@ impl Topic {
 
     pub(crate) fn append_balanced(
         &self,
-        messages: Vec<NewMessage>,
+        messages: Vec<NewMessage<'_>>,
     ) -> Result<(u32, RangeInclusive<u64>), StoreError> {
         // Checked first so a rejected batch does not use up a turn.
         self.check_not_empty(&messages)?;
@@ -154,7 +154,7 @@ impl Topic {
         }
     }
 
-    fn check_not_empty(&self, messages: &[NewMessage]) -> Result<(), StoreError> {
+    fn check_not_empty(&self, messages: &[NewMessage<'_>]) -> Result<(), StoreError> {
         if messages.is_empty() {
             return Err(StoreError::EmptyBatch {
                 stream: self.stream.clone(),

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -6,7 +7,7 @@ use std::thread;
 
 use iggy_harness_store::{NewMessage, StoreError, StreamStore, TopicInfo};
 
-fn payloads(prefix: &str, count: usize) -> Vec<NewMessage> {
+fn payloads(prefix: &str, count: usize) -> Vec<NewMessage<'static>> {
     (0..count)
         .map(|n| NewMessage::new(format!("{prefix}-{n}").into_bytes()))
         .collect()
@@ -77,8 +78,8 @@ fn stored_messages_carry_ids_timestamps_and_checksums() {
             id: 77,
             timestamp: Some(5),
             origin_timestamp: 9,
-            headers: b"h".to_vec(),
-            payload: b"p".to_vec(),
+            headers: Cow::Borrowed(b"h"),
+            payload: Cow::Borrowed(b"p"),
         };
         let mut batch = payloads("auto", 50);
         batch.push(explicit);
