@@ -105,3 +105,26 @@ pub struct DecodedMessage {
     pub headers: Option<BTreeMap<HeaderKey, HeaderValue>>,
     pub payload: Payload,
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use iggy_common::{HeaderKind, HeaderValue};
+
+    /// Short fields are encoded in a smaller buffer than long ones; both sides
+    /// of that boundary must give the same wire as plain Base64.
+    #[test]
+    fn header_fields_of_every_length_encode_as_base64_text() {
+        for len in [1, 2, 47, 48, 49, 50, 200, 255] {
+            let bytes: Vec<u8> = (0..len).map(|n| n as u8).collect();
+            let value = HeaderValue::from_raw(HeaderKind::Raw, &bytes).unwrap();
+            let text = STANDARD.encode(&bytes);
+            let wire = postcard::to_allocvec(&value).unwrap();
+            let expected = postcard::to_allocvec(&(0u8, text.as_str())).unwrap();
+            assert_eq!(wire, expected, "field of {len} bytes");
+            let back: HeaderValue = postcard::from_bytes(&wire).unwrap();
+            assert_eq!(back.as_bytes(), &bytes[..], "field of {len} bytes");
+        }
+    }
+}

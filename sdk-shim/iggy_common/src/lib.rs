@@ -394,17 +394,26 @@ impl<T: Eq> PartialOrd for HeaderField<T> {
 
 /// Base64 of the longest valid field (255 bytes) fits in 340 characters.
 const ENCODED_MAX: usize = 340;
+/// Base64 of fields up to 48 bytes, which most are.
+const ENCODED_SHORT: usize = 64;
 
 impl<T> Serialize for HeaderField<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut fields = serializer.serialize_struct("HeaderField", 2)?;
         fields.serialize_field("kind", &self.kind)?;
-        // Encoded on the stack: headers are on every message's hot path.
-        let mut buffer = [0u8; ENCODED_MAX];
-        match STANDARD.encode_slice(&self.value, &mut buffer) {
+        // Encoded on the stack, as headers are on every message's hot path,
+        // and short fields in a small buffer, as zeroing the large one for
+        // each field costs about as much as encoding it.
+        let (mut short, mut long) = ([0u8; ENCODED_SHORT], None);
+        let buffer: &mut [u8] = if self.value.len() <= ENCODED_SHORT / 4 * 3 {
+            &mut short
+        } else {
+            long.insert([0u8; ENCODED_MAX])
+        };
+        match STANDARD.encode_slice(&self.value, buffer) {
             Ok(len) => {
-                let text =
-                    std::str::from_utf8(&buffer[..len]).map_err(serde::ser::Error::custom)?;
+                // SAFETY: standard Base64 output is ASCII, which is UTF-8.
+                let text = unsafe { std::str::from_utf8_unchecked(&buffer[..len]) };
                 fields.serialize_field("value", text)?;
             }
             // Only a field built from an over-long wire value gets here.
