@@ -380,6 +380,15 @@ struct Outcome {
     shutting_down: bool,
 }
 
+/// Runs a call into the runtime, which blocks while the runtime stores the
+/// batch, with this worker's queue handed to another thread meanwhile. The
+/// task a plugin spawned last in `poll` (its next fetch, say) waits in a slot
+/// of this worker that no other worker takes from, so without this it would
+/// not start until the call returned.
+fn off_the_scheduler<R>(call: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(call)
+}
+
 async fn deliver_v2(
     id: u32,
     batch_id: u64,
@@ -394,7 +403,7 @@ async fn deliver_v2(
         id: batch_id,
         result: sender,
     });
-    let code = callback(id, batch_id, bytes.as_ptr(), bytes.len());
+    let code = off_the_scheduler(|| callback(id, batch_id, bytes.as_ptr(), bytes.len()));
     // Freed while the runtime stores the batch rather than after its answer:
     // a batch is thousands of allocations, and the answer is what the next
     // poll waits for.
@@ -486,7 +495,7 @@ async fn poll_loop<T: Source>(
             }
             Ok(bytes) => match delivery {
                 Delivery::V1(callback) => {
-                    callback(id, bytes.as_ptr(), bytes.len());
+                    off_the_scheduler(|| callback(id, bytes.as_ptr(), bytes.len()));
                     Outcome {
                         result: SourceBatchResult::Ack,
                         shutting_down: false,
@@ -611,7 +620,7 @@ mod tests {
     use super::*;
     use crate::{Error, ProducedMessage, Schema};
     use async_trait::async_trait;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     #[test]
     fn backoff_doubles_and_caps() {
@@ -627,6 +636,8 @@ mod tests {
     struct Recorder {
         polls: AtomicU32,
         results: Mutex<Vec<SourceBatchResult>>,
+        /// Set by a task each poll spawns, when there is one.
+        spawned_task_ran: Option<&'static AtomicBool>,
     }
 
     #[async_trait]
@@ -636,6 +647,10 @@ mod tests {
         }
         async fn poll(&self) -> Result<ProducedMessages, Error> {
             self.polls.fetch_add(1, Ordering::SeqCst);
+            if let Some(flag) = self.spawned_task_ran {
+                flag.store(false, Ordering::SeqCst);
+                tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+            }
             Ok(ProducedMessages {
                 schema: Schema::Raw,
                 messages: vec![ProducedMessage {
@@ -675,9 +690,29 @@ mod tests {
 
     extern "C" fn v1_takes(_: u32, _: *const u8, _: usize) {}
 
+    static SPAWNED_TASK_RAN: AtomicBool = AtomicBool::new(false);
+    static SEEN_DURING_THE_CALL: AtomicBool = AtomicBool::new(false);
+
+    /// Blocks, as the runtime's callback does while it stores a batch, until
+    /// the task `poll` spawned has run (or 2 s have passed), and notes which.
+    extern "C" fn waits_for_the_spawned_task(_: u32, _: u64, _: *const u8, _: usize) -> i32 {
+        for _ in 0..400 {
+            if SPAWNED_TASK_RAN.load(Ordering::SeqCst) {
+                SEEN_DURING_THE_CALL.store(true, Ordering::SeqCst);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        0
+    }
+
     /// Runs the real poll loop until `results` has `count` entries.
-    fn run_until(delivery: Delivery, count: usize) -> (Arc<Recorder>, Vec<SourceBatchResult>) {
-        let source = Arc::new(Recorder::default());
+    fn run_until(
+        source: Recorder,
+        delivery: Delivery,
+        count: usize,
+    ) -> (Arc<Recorder>, Vec<SourceBatchResult>) {
+        let source = Arc::new(source);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -705,7 +740,11 @@ mod tests {
 
     #[test]
     fn an_unanswered_batch_times_out_as_nack_and_is_polled_again() {
-        let (source, results) = run_until(Delivery::V2(takes_and_never_answers), 2);
+        let (source, results) = run_until(
+            Recorder::default(),
+            Delivery::V2(takes_and_never_answers),
+            2,
+        );
         assert!(results.len() >= 2, "{results:?}");
         assert!(
             results.iter().all(|r| *r == SourceBatchResult::Nack),
@@ -716,14 +755,29 @@ mod tests {
 
     #[test]
     fn a_batch_the_runtime_refuses_is_a_nack() {
-        let (_, results) = run_until(Delivery::V2(refuses), 3);
+        let (_, results) = run_until(Recorder::default(), Delivery::V2(refuses), 3);
         assert!(results.len() >= 3 && results.iter().all(|r| *r == SourceBatchResult::Nack));
     }
 
     #[test]
     fn under_v1_the_callback_return_is_the_ack() {
-        let (_, results) = run_until(Delivery::V1(v1_takes), 3);
+        let (_, results) = run_until(Recorder::default(), Delivery::V1(v1_takes), 3);
         assert!(results.len() >= 3 && results.iter().all(|r| *r == SourceBatchResult::Ack));
+    }
+
+    /// A plugin's poll may spawn work (its next fetch) meant to run while the
+    /// runtime stores the batch; the blocking callback must not hold it back.
+    #[test]
+    fn tasks_spawned_in_poll_run_while_the_runtime_stores_the_batch() {
+        let source = Recorder {
+            spawned_task_ran: Some(&SPAWNED_TASK_RAN),
+            ..Recorder::default()
+        };
+        run_until(source, Delivery::V2(waits_for_the_spawned_task), 1);
+        assert!(
+            SEEN_DURING_THE_CALL.load(Ordering::SeqCst),
+            "the task spawned in poll ran while the callback blocked"
+        );
     }
 
     #[test]

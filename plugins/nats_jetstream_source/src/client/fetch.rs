@@ -68,11 +68,14 @@ pub struct Fetched<T = Delivery> {
     pub error: Option<String>,
 }
 
-pub async fn fetch(
+/// Each delivery goes through `prepare` as it arrives, while the rest are
+/// still on their way.
+pub async fn fetch<T>(
     consumer: Arc<PullConsumer>,
     max_messages: usize,
     max_wait: Duration,
-) -> Fetched {
+    prepare: impl Fn(Delivery) -> T,
+) -> Fetched<T> {
     let mut fetched = Fetched {
         deliveries: Vec::with_capacity(max_messages),
         error: None,
@@ -97,7 +100,7 @@ pub async fn fetch(
             .map_err(|error| error.to_string())
             .and_then(Delivery::parse)
         {
-            Ok(delivery) => fetched.deliveries.push(delivery),
+            Ok(delivery) => fetched.deliveries.push(prepare(delivery)),
             Err(error) => fetched.error = Some(error),
         }
     }

@@ -33,15 +33,10 @@ impl Session {
             let mapper = Arc::clone(&self.mapper);
             let max_wait = self.max_wait;
             let handle = self.fetches.spawn(async move {
-                let fetched = fetch::fetch(consumer, room, max_wait).await;
-                let prepared = fetch::Fetched {
-                    deliveries: fetched
-                        .deliveries
-                        .into_iter()
-                        .map(|delivery| mapper.prepare(delivery))
-                        .collect(),
-                    error: fetched.error,
-                };
+                let prepared = fetch::fetch(consumer, room, max_wait, |delivery| {
+                    mapper.prepare(delivery)
+                })
+                .await;
                 (index, prepared)
             });
             reader.fetch = Some((handle.id(), self.watch.stamp()));
