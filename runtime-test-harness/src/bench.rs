@@ -7,7 +7,8 @@
 //! Source stages: plugin (its poll and the SDK's encode: the time between
 //! batches not spent in the harness), then the harness's worker: decode of
 //! the postcard batch (checked as the runtime's decode checks it), store
-//! append, state save (fdatasync'd file) and the batch result.
+//! append (to a store in a temporary directory), state save (fdatasync'd
+//! file) and the batch result.
 
 use crate::connector_file::ConnectorFile;
 use crate::faults::Faults;
@@ -183,7 +184,11 @@ pub fn bench_source(path: &Path, options: &BenchOptions) -> Result<BenchReport, 
     let api = library::load(path)?.source_api()?;
     let default = serde_json::json!({ "total": options.messages, "batch_size": options.batch, "payload_size": options.payload_size });
     let id = open_source(&api, &connector_settings(options, default)?.0, None)?;
-    let store = StreamStore::in_memory();
+    // On disk, as `run --data-dir` and an Iggy server keep messages: appends
+    // land in the page cache. Held in memory instead, every batch would fault
+    // in and zero fresh pages, which costs more than the write itself.
+    let store_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store = StreamStore::open(store_dir.path()).map_err(|e| e.to_string())?;
     let (stream, topic) = ("bench", "orders");
     store
         .ensure_topic(stream, topic, 1)
