@@ -101,16 +101,18 @@ impl LogFile {
 
     /// Up to `max` messages from offset `from` on.
     pub(crate) fn read(&self, from: u64, max: usize) -> Result<Vec<StoredMessage>, StoreError> {
-        let index = read_lock(&self.index);
-        let Some((range, count)) = records_from(&index.starts, index.end, from, max) else {
+        let found = {
+            let index = read_lock(&self.index);
+            records_from(&index.starts, index.end, from, max)
+        };
+        let Some((range, count)) = found else {
             return Ok(Vec::new());
         };
-        drop(index);
-        let (start, stop) = (range.start, range.end);
-        let len = usize::try_from(stop - start)
+        let len = usize::try_from(range.end - range.start)
             .map_err(|_| StoreError::corrupt(&self.path, "read range exceeds memory"))?;
         let mut bytes = vec![0u8; len];
-        read_exact_at(&self.file, &mut bytes, start).map_err(StoreError::io("read", &self.path))?;
+        read_exact_at(&self.file, &mut bytes, range.start)
+            .map_err(StoreError::io("read", &self.path))?;
 
         decode_records(&bytes, from, count)
             .map_err(|detail| StoreError::corrupt(&self.path, detail))
