@@ -112,11 +112,12 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
     use iggy_common::{HeaderKind, HeaderValue};
 
-    /// Short fields are encoded in a smaller buffer than long ones; both sides
-    /// of that boundary must give the same wire as plain Base64.
+    /// Short fields are encoded and decoded in a smaller buffer than long
+    /// ones, and the shortest are held inline; every side of those
+    /// boundaries must give the same wire as plain Base64 and read it back.
     #[test]
     fn header_fields_of_every_length_encode_as_base64_text() {
-        for len in [1, 2, 47, 48, 49, 50, 200, 255] {
+        for len in [1, 2, 21, 22, 23, 47, 48, 49, 50, 200, 255] {
             let bytes: Vec<u8> = (0..len).map(|n| n as u8).collect();
             let value = HeaderValue::from_raw(HeaderKind::Raw, &bytes).unwrap();
             let text = STANDARD.encode(&bytes);

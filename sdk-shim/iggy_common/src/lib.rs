@@ -18,6 +18,10 @@ use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::str::FromStr;
 
+mod field_bytes;
+
+use field_bytes::FieldBytes;
+
 /// The longest key or value, in bytes, that Iggy accepts.
 pub const MAX_HEADER_LEN: usize = 255;
 
@@ -140,7 +144,7 @@ pub struct ValueMarker;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderField<T> {
     kind: HeaderKind,
-    value: Bytes,
+    value: FieldBytes,
     _marker: PhantomData<T>,
 }
 
@@ -152,7 +156,7 @@ impl<T> HeaderField<T> {
     fn new_unchecked(kind: HeaderKind, value: &[u8]) -> Self {
         Self {
             kind,
-            value: Bytes::copy_from_slice(value),
+            value: FieldBytes::copy_from_slice(value),
             _marker: PhantomData,
         }
     }
@@ -173,7 +177,7 @@ impl<T> HeaderField<T> {
     }
 
     pub fn value(&self) -> Bytes {
-        self.value.clone()
+        self.value.to_bytes()
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -182,7 +186,7 @@ impl<T> HeaderField<T> {
 
     fn expect_kind(&self, expected: HeaderKind) -> Result<&[u8], HeaderError> {
         if self.kind == expected {
-            Ok(&self.value)
+            Ok(self.as_bytes())
         } else {
             Err(HeaderError::WrongKind {
                 expected,
@@ -217,7 +221,7 @@ impl<T> HeaderField<T> {
     /// The value as readable text whatever its kind (for logs and JSON dumps).
     pub fn to_string_value(&self) -> String {
         match self.kind {
-            HeaderKind::Raw => format!("{:?}", self.value.as_ref()),
+            HeaderKind::Raw => format!("{:?}", self.as_bytes()),
             HeaderKind::String => String::from_utf8_lossy(&self.value).into_owned(),
             HeaderKind::Bool => match self.as_bool() {
                 Ok(value) => value.to_string(),
@@ -376,13 +380,13 @@ impl<T> Display for HeaderField<T> {
 impl<T> Hash for HeaderField<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.kind.hash(state);
-        self.value.hash(state);
+        self.as_bytes().hash(state);
     }
 }
 
 impl<T: Eq> Ord for HeaderField<T> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.kind.as_code(), &self.value).cmp(&(other.kind.as_code(), &other.value))
+        (self.kind.as_code(), self.as_bytes()).cmp(&(other.kind.as_code(), other.as_bytes()))
     }
 }
 
@@ -410,14 +414,14 @@ impl<T> Serialize for HeaderField<T> {
         } else {
             long.insert([0u8; ENCODED_MAX])
         };
-        match STANDARD.encode_slice(&self.value, buffer) {
+        match STANDARD.encode_slice(self.as_bytes(), buffer) {
             Ok(len) => {
                 // SAFETY: standard Base64 output is ASCII, which is UTF-8.
                 let text = unsafe { std::str::from_utf8_unchecked(&buffer[..len]) };
                 fields.serialize_field("value", text)?;
             }
             // Only a field built from an over-long wire value gets here.
-            Err(_) => fields.serialize_field("value", &STANDARD.encode(&self.value))?,
+            Err(_) => fields.serialize_field("value", &STANDARD.encode(self.as_bytes()))?,
         }
         fields.end()
     }
@@ -435,12 +439,26 @@ struct WireField<'a> {
 impl<'de, T> Deserialize<'de> for HeaderField<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = WireField::deserialize(deserializer)?;
-        let bytes = STANDARD
-            .decode(wire.value.as_bytes())
-            .map_err(|error| D::Error::custom(format!("header value is not Base64: {error}")))?;
+        let text = wire.value.as_bytes();
+        let not_base64 = |error: base64::DecodeSliceError| {
+            D::Error::custom(format!("header value is not Base64: {error}"))
+        };
+        // Decoded on the stack when short enough to be held inline, which most are.
+        let mut short = [0u8; ENCODED_SHORT];
+        let value = if text.len() <= ENCODED_SHORT {
+            let len = STANDARD
+                .decode_slice(text, &mut short)
+                .map_err(not_base64)?;
+            FieldBytes::copy_from_slice(&short[..len])
+        } else {
+            let bytes = STANDARD
+                .decode(text)
+                .map_err(|error| not_base64(error.into()))?;
+            FieldBytes::Shared(Bytes::from(bytes))
+        };
         Ok(Self {
             kind: wire.kind,
-            value: Bytes::from(bytes),
+            value,
             _marker: PhantomData,
         })
     }
