@@ -2,7 +2,7 @@
 //! by the headers bytes and the payload bytes. All integers are little-endian.
 //!
 //! ```text
-//!  0  magic "IHR1"          4
+//!  0  magic "IHR2"          4
 //!  4  headers_len  u32      4
 //!  8  payload_len  u32      4
 //! 12  offset       u64      8
@@ -10,13 +10,13 @@
 //! 36  timestamp    u64      8
 //! 44  origin_ts    u64      8
 //! 52  checksum     u64      8   message checksum over headers + payload
-//! 60  header_check u64      8   XXH64 of bytes 0..60
+//! 60  header_check u64      8   XXH3-64 of bytes 0..60
 //! ```
 //!
 //! The header check makes a torn or foreign header recognisable before its
 //! lengths are trusted; the message checksum then covers the body.
 
-use crate::checksum::{message_checksum, xxh64};
+use crate::checksum::{hash, message_checksum};
 use crate::message::StoredMessage;
 use std::ops::Range;
 
@@ -24,7 +24,9 @@ pub(crate) const HEADER_LEN: usize = 68;
 /// Longest headers or payload section; the lengths are stored as u32.
 pub(crate) const MAX_SECTION_LEN: usize = u32::MAX as usize;
 
-const MAGIC: [u8; 4] = *b"IHR1";
+const MAGIC: [u8; 4] = *b"IHR2";
+/// The first format, with XXH64 checksums; its logs are refused by name.
+const MAGIC_V1: [u8; 4] = *b"IHR1";
 const CHECKED_LEN: usize = HEADER_LEN - 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,16 +60,22 @@ impl RecordHeader {
         bytes[36..44].copy_from_slice(&self.timestamp.to_le_bytes());
         bytes[44..52].copy_from_slice(&self.origin_timestamp.to_le_bytes());
         bytes[52..60].copy_from_slice(&self.checksum.to_le_bytes());
-        let check = xxh64(&bytes[..CHECKED_LEN], 0);
+        let check = hash(&bytes[..CHECKED_LEN]);
         bytes[CHECKED_LEN..].copy_from_slice(&check.to_le_bytes());
         bytes
     }
 
     pub(crate) fn decode(bytes: &[u8; HEADER_LEN]) -> Result<Self, &'static str> {
-        if field::<4>(bytes, 0) != MAGIC {
-            return Err("bad record magic");
+        match field::<4>(bytes, 0) {
+            MAGIC => {}
+            MAGIC_V1 => {
+                return Err(
+                    "record of an older harness (format IHR1, XXH64 checksums); start with a fresh data directory",
+                );
+            }
+            _ => return Err("bad record magic"),
         }
-        if u64::from_le_bytes(field(bytes, CHECKED_LEN)) != xxh64(&bytes[..CHECKED_LEN], 0) {
+        if u64::from_le_bytes(field(bytes, CHECKED_LEN)) != hash(&bytes[..CHECKED_LEN]) {
             return Err("record header check mismatch");
         }
         Ok(Self {

@@ -31,7 +31,7 @@ impl<'a> NewMessage<'a> {
 pub struct StoredMessage {
     pub id: u128,
     pub offset: u64,
-    /// XXH64 of the payload, seeded with the XXH64 of the headers when there are any.
+    /// XXH3-64 of the payload, seeded with the XXH3-64 of the headers when there are any.
     pub checksum: u64,
     /// Microseconds since the Unix epoch.
     pub timestamp: u64,

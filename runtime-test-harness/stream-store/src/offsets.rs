@@ -1,9 +1,9 @@
 //! Consumer-group offsets. Each group's offsets are rewritten atomically to
 //! their own file on every commit, so a crash never loses or mixes commits.
 //!
-//! File format (little-endian): magic `IHSOFF1\n`, entry count u32, then per
+//! File format (little-endian): magic `IHSOFF2\n`, entry count u32, then per
 //! entry: stream length u8 + bytes, topic length u8 + bytes, partition id u32,
-//! offset u64; finally the XXH64 of everything before it.
+//! offset u64; finally the XXH3-64 of everything before it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,14 +11,16 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::checksum::xxh64;
+use crate::checksum::hash;
 use crate::error::StoreError;
 use crate::fs_util::{create_dir_all, named_subdirs, sync_dir, write_atomically};
 use crate::layout;
 use crate::locks::lock;
 use crate::names;
 
-const MAGIC: &[u8; 8] = b"IHSOFF1\n";
+const MAGIC: &[u8; 8] = b"IHSOFF2\n";
+/// The first format, checked with XXH64; refused by name.
+const MAGIC_V1: &[u8; 8] = b"IHSOFF1\n";
 // Name lengths are stored in one byte.
 const _: () = assert!(names::MAX_LEN <= u8::MAX as usize);
 
@@ -156,14 +158,20 @@ fn encode(offsets: &GroupOffsets) -> Vec<u8> {
         bytes.extend_from_slice(&key.partition_id.to_le_bytes());
         bytes.extend_from_slice(&offset.to_le_bytes());
     }
-    let check = xxh64(&bytes, 0);
+    let check = hash(&bytes);
     bytes.extend_from_slice(&check.to_le_bytes());
     bytes
 }
 
 fn decode(bytes: &[u8]) -> Result<GroupOffsets, String> {
+    if bytes.starts_with(MAGIC_V1) {
+        return Err(
+            "offsets of an older harness (format IHSOFF1, XXH64 check); start with a fresh data directory"
+                .into(),
+        );
+    }
     let (content, check) = bytes.split_last_chunk::<8>().ok_or("file too short")?;
-    if u64::from_le_bytes(*check) != xxh64(content, 0) {
+    if u64::from_le_bytes(*check) != hash(content) {
         return Err("checksum mismatch".into());
     }
     let mut reader = Reader { bytes: content };
@@ -245,6 +253,14 @@ mod tests {
             decode(&encode(&GroupOffsets::new())),
             Ok(GroupOffsets::new())
         );
+    }
+
+    #[test]
+    fn the_first_format_is_refused_by_name() {
+        let mut bytes = encode(&GroupOffsets::new());
+        bytes[..MAGIC_V1.len()].copy_from_slice(MAGIC_V1);
+        let error = decode(&bytes).unwrap_err();
+        assert!(error.contains("older harness"), "{error}");
     }
 
     #[test]

@@ -36,6 +36,30 @@ fn log_path(root: &Path, stream: &str, topic: &str, partition: u32) -> PathBuf {
         .join(format!("partition-{partition}.log"))
 }
 
+/// A one-partition topic `s/t` on disk holding `count` messages; its log's path.
+fn written_log(root: &Path, prefix: &str, count: usize) -> PathBuf {
+    let store = StreamStore::open(root).expect("open");
+    store.ensure_topic("s", "t", 1).expect("ensure");
+    store
+        .append("s", "t", 1, payloads(prefix, count))
+        .expect("append");
+    log_path(root, "s", "t", 1)
+}
+
+/// What opening the store at `root` reports as corrupt, which must be `log`.
+fn corruption_in(root: &Path, log: &Path) -> String {
+    match StreamStore::open(root) {
+        Err(StoreError::Corrupt { file, detail }) => {
+            assert_eq!(file, log);
+            detail
+        }
+        other => panic!(
+            "expected a corruption error in {}, got {other:?}",
+            log.display()
+        ),
+    }
+}
+
 #[test]
 fn append_and_read_keep_order_and_dense_offsets() {
     in_both_modes(|store| {
@@ -424,18 +448,11 @@ fn torn_tail_record_is_truncated_on_reopen() {
 #[test]
 fn torn_header_and_zero_filled_tail_are_truncated() {
     let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let store = StreamStore::open(dir.path()).expect("open");
-        store.ensure_topic("s", "t", 1).expect("ensure");
-        store
-            .append("s", "t", 1, payloads("kept", 2))
-            .expect("append");
-    }
-    let log = log_path(dir.path(), "s", "t", 1);
+    let log = written_log(dir.path(), "kept", 2);
     let mut bytes = fs::read(&log).expect("read log");
     let valid_len = bytes.len();
 
-    bytes.extend_from_slice(b"IHR1 partial");
+    bytes.extend_from_slice(b"IHR2 partial");
     fs::write(&log, &bytes).expect("append a torn header");
     assert_eq!(
         payload_strings(&StreamStore::open(dir.path()).expect("reopen"), "s", "t", 1),
@@ -461,32 +478,20 @@ fn torn_header_and_zero_filled_tail_are_truncated() {
 #[test]
 fn corruption_before_the_tail_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let store = StreamStore::open(dir.path()).expect("open");
-        store.ensure_topic("s", "t", 1).expect("ensure");
-        store
-            .append("s", "t", 1, payloads("message", 3))
-            .expect("append");
-    }
-    let log = log_path(dir.path(), "s", "t", 1);
+    let log = written_log(dir.path(), "message", 3);
     let mut bytes = fs::read(&log).expect("read log");
     // The first record's payload ends right before the second record's magic.
     let second = bytes
         .windows(4)
         .skip(1)
-        .position(|window| window == b"IHR1")
+        .position(|window| window == b"IHR2")
         .expect("second record")
         + 1;
     bytes[second - 1] ^= 0xFF;
     fs::write(&log, &bytes).expect("write damaged log");
 
-    match StreamStore::open(dir.path()) {
-        Err(StoreError::Corrupt { file, detail }) => {
-            assert_eq!(file, log);
-            assert!(detail.contains("checksum"), "{detail}");
-        }
-        other => panic!("expected a corruption error, got {other:?}"),
-    }
+    let detail = corruption_in(dir.path(), &log);
+    assert!(detail.contains("checksum"), "{detail}");
 }
 
 #[test]
@@ -617,4 +622,16 @@ fn errors_name_the_file_involved() {
     assert!(matches!(error, StoreError::Io { .. }));
     assert!(error.to_string().contains("not-a-dir"), "{error}");
     assert!(std::error::Error::source(&error).is_some());
+}
+
+#[test]
+fn a_log_of_the_first_record_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = written_log(dir.path(), "message", 1);
+    let mut bytes = fs::read(&log).expect("read log");
+    bytes[..4].copy_from_slice(b"IHR1");
+    fs::write(&log, &bytes).expect("write old-format log");
+
+    let detail = corruption_in(dir.path(), &log);
+    assert!(detail.contains("older harness"), "{detail}");
 }

@@ -79,7 +79,11 @@ impl TestkitSource {
     }
 
     fn message(&self, seq: u64) -> ProducedMessage {
-        let mut payload = format!(r#"{{"seq":{seq}"#).into_bytes();
+        // Sized once: grown from the short prefix, each payload was copied
+        // again, which cost more than the harness's whole store append.
+        let mut payload = Vec::with_capacity(self.config.payload_size.max(32));
+        payload.extend_from_slice(br#"{"seq":"#);
+        payload.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
         if self.config.payload_size > payload.len() + 10 {
             let pad = self.config.payload_size - payload.len() - 10;
             payload.extend_from_slice(b",\"pad\":\"");
