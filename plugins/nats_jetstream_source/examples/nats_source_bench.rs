@@ -20,7 +20,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use harness_test_support::nats::NatsServer;
-use harness_test_support::perf;
+use harness_test_support::perf::{self, with_cpu};
 use iggy_harness::bench::{BenchOptions, bench_source, print};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,25 +58,34 @@ fn main() -> Result<(), async_nats::Error> {
     for round in 1..=2 {
         let each = format!("each-{round}");
         let all = format!("all-{round}");
+        let pid = server.pid();
         let rates = [
-            runtime.block_on(raw_consume(&js, &each, AckMode::Each, messages))?,
-            runtime.block_on(raw_consume(&js, &all, AckMode::Last, messages))?,
-            plugin(
-                &library,
-                dir.path(),
-                &url,
-                &format!("full-{round}"),
-                "",
-                messages,
-            )?,
-            plugin(
-                &library,
-                dir.path(),
-                &url,
-                &format!("lean-{round}"),
-                "metadata_headers = [\"subject\"]\n",
-                messages,
-            )?,
+            with_cpu("raw, ack every message", pid, messages, || {
+                runtime.block_on(raw_consume(&js, &each, AckMode::Each, messages))
+            })?,
+            with_cpu("raw, AckPolicy::All", pid, messages, || {
+                runtime.block_on(raw_consume(&js, &all, AckMode::Last, messages))
+            })?,
+            with_cpu("plugin, 4 headers", pid, messages, || {
+                plugin(
+                    &library,
+                    dir.path(),
+                    &url,
+                    &format!("full-{round}"),
+                    "",
+                    messages,
+                )
+            })?,
+            with_cpu("plugin, subject header", pid, messages, || {
+                plugin(
+                    &library,
+                    dir.path(),
+                    &url,
+                    &format!("lean-{round}"),
+                    "metadata_headers = [\"subject\"]\n",
+                    messages,
+                )
+            })?,
         ];
         println!(
             "round {round}: raw ack each {:.0}, raw ack all {:.0}, plugin {:.0}, plugin with the subject header only {:.0} msg/s",

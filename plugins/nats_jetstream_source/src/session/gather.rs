@@ -88,6 +88,7 @@ impl Session {
             gathered.came_back_empty.push((index, started));
         }
         let reader = &mut self.readers[index];
+        let mut last_produced = None;
         for prepared in fetched.deliveries {
             let quota = self
                 .rules
@@ -101,9 +102,7 @@ impl Session {
                         self.watch.mark_passed();
                     }
                     reader.in_flight.push(unacked);
-                    staged
-                        .consumers
-                        .insert(reader.name.clone(), position.stream_sequence);
+                    last_produced = Some(position.stream_sequence);
                     staged.produced += 1;
                     if prepared.dropped_headers > 0 {
                         self.counters
@@ -122,6 +121,10 @@ impl Session {
                 Verdict::OverQuota => reader.given_back.push(unacked),
                 Verdict::Lost => {}
             }
+        }
+        // Produced sequences only grow within a fetch, so the last one is the progress.
+        if let Some(sequence) = last_produced {
+            staged.consumers.insert(reader.name.clone(), sequence);
         }
     }
 
