@@ -91,24 +91,23 @@ fn in_place<'a>(batch: WireBatch<'_>, bytes: &'a [u8]) -> Option<ProducedBatch<'
         let range = addresses.start.checked_sub(base)?..addresses.end.checked_sub(base)?;
         (range.start <= range.end && range.end <= bytes.len()).then_some(range)
     };
-    let messages = batch
-        .messages
-        .into_iter()
-        .map(|record| {
-            let payload = record.payload.as_ptr_range();
-            Some(ProducedRecord {
-                id: record.id,
-                timestamp: record.timestamp,
-                origin_timestamp: record.origin_timestamp,
-                headers: if record.headers.is_empty() {
-                    0..0
-                } else {
-                    position(record.headers)?
-                },
-                payload: position(payload.start as usize..payload.end as usize)?,
-            })
-        })
-        .collect::<Option<_>>()?;
+    // A plain loop: collecting through `Option` would lose the length and
+    // grow the vector by doubling, copying it again each time.
+    let mut messages = Vec::with_capacity(batch.messages.len());
+    for record in batch.messages {
+        let payload = record.payload.as_ptr_range();
+        messages.push(ProducedRecord {
+            id: record.id,
+            timestamp: record.timestamp,
+            origin_timestamp: record.origin_timestamp,
+            headers: if record.headers.is_empty() {
+                0..0
+            } else {
+                position(record.headers)?
+            },
+            payload: position(payload.start as usize..payload.end as usize)?,
+        });
+    }
     Some(ProducedBatch {
         schema: batch.schema,
         messages,

@@ -132,23 +132,19 @@ pub fn headers(message: &StoredMessage) -> Result<UserHeaders, postcard::Error> 
 }
 
 pub fn message_json(partition: u32, message: &StoredMessage) -> serde_json::Value {
-    let headers: serde_json::Map<String, serde_json::Value> = if message.headers.is_empty() {
-        serde_json::Map::new()
-    } else {
-        match headers(message) {
-            Ok(map) => map
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string_value(),
-                        serde_json::Value::String(v.to_string()),
-                    )
-                })
-                .collect(),
-            Err(_) => [("<undecodable>".to_string(), serde_json::Value::Bool(true))]
-                .into_iter()
-                .collect(),
-        }
+    let headers: serde_json::Map<String, serde_json::Value> = match headers(message) {
+        Ok(map) => map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_value(),
+                    serde_json::Value::String(v.to_string()),
+                )
+            })
+            .collect(),
+        Err(_) => [("<undecodable>".to_string(), serde_json::Value::Bool(true))]
+            .into_iter()
+            .collect(),
     };
     let payload = serde_json::from_slice::<serde_json::Value>(&message.payload)
         .or_else(|_| std::str::from_utf8(&message.payload).map(|t| serde_json::Value::String(t.to_string())))

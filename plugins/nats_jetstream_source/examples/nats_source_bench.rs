@@ -38,10 +38,7 @@ enum AckMode {
 }
 
 fn main() -> Result<(), async_nats::Error> {
-    let messages: u64 = match std::env::args().nth(1) {
-        Some(text) => text.parse()?,
-        None => 200_000,
-    };
+    let messages = perf::messages_arg(200_000);
     let library = harness_test_support::plugin("iggy_connector_nats_jetstream_source");
     let dir = tempfile::tempdir()?;
     let server = NatsServer::start(dir.path());

@@ -77,9 +77,7 @@ impl LineBatch {
         let first = lines.first().copied().unwrap_or_default();
         (first, lines.last().copied().unwrap_or(first))
     }
-}
 
-impl LineBatch {
     /// Splits the lines into `lanes` batches, each keeping its lines' order.
     /// Lines are placed by their timestamp, so two lines that may be the
     /// same point (same series, same timestamp: the later must win) always
@@ -91,13 +89,14 @@ impl LineBatch {
         let mut split: Vec<LineBatch> = (0..lanes)
             .map(|_| LineBatch::with_capacity(per_lane, self.text.len().div_ceil(lanes)))
             .collect();
-        for line in 0..self.len() {
-            let text = self.body(line..line + 1);
-            let lane = &mut split[lane_of(text, lanes)];
-            // Lines are whole UTF-8 lines of `self.text`, so this cannot fail.
-            lane.text
-                .push_str(std::str::from_utf8(text).unwrap_or_default());
-            lane.end_line(self.offsets[line]);
+        let mut start = 0;
+        for (&end, &offset) in self.ends.iter().zip(&self.offsets) {
+            // Each end follows a newline, so both ends are character boundaries.
+            let text = &self.text[start..end];
+            start = end;
+            let lane = &mut split[lane_of(text.as_bytes(), lanes)];
+            lane.text.push_str(text);
+            lane.end_line(offset);
         }
         split
     }

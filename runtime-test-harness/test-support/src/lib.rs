@@ -149,9 +149,7 @@ impl Workspace {
 
     /// `run` that stops once idle for 700 ms (60 s at most).
     pub fn run(&self, extra: &[&str]) -> (Output, serde_json::Value) {
-        let mut end = vec!["--exit-when-idle", "700ms", "--duration", "60s"];
-        end.extend_from_slice(extra);
-        self.run_ending(&end)
+        self.run_ending(&until_idle("700ms", extra))
     }
 
     pub fn produce(&self, topic: &str, count: u64) {
@@ -268,6 +266,13 @@ pub fn recorded_so_far(path: &Path) -> usize {
     let bytes = std::fs::read(path).unwrap_or_default();
     let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     lines(&bytes[..whole]).len()
+}
+
+/// How a `run` ends once nothing has moved for `idle` (or after 60 s), then `extra`.
+pub fn until_idle<'a>(idle: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut end = vec!["--exit-when-idle", idle, "--duration", "60s"];
+    end.extend_from_slice(extra);
+    end
 }
 
 pub fn sorted(mut values: Vec<u64>) -> Vec<u64> {

@@ -3,7 +3,7 @@
 //! what the S2 crash tests need besides: a harness run in the background.
 
 use crate::process::{ServerProcess, free_port};
-use crate::{Workspace, harness_binary};
+use crate::{Workspace, harness_binary, until_idle};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -179,10 +179,8 @@ pub struct BackgroundRun {
 impl BackgroundRun {
     /// Ends by itself once nothing has moved for `idle` (or after 60 s).
     pub fn start(ws: &Workspace, idle: &str, extra: &[&str]) -> Self {
-        let mut end = vec!["--exit-when-idle", idle, "--duration", "60s"];
-        end.extend_from_slice(extra);
         let child = Command::new(harness_binary())
-            .args(ws.run_args(&end))
+            .args(ws.run_args(&until_idle(idle, extra)))
             .current_dir(ws.dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -443,7 +443,8 @@ impl<'de, T> Deserialize<'de> for HeaderField<T> {
         let not_base64 = |error: base64::DecodeSliceError| {
             D::Error::custom(format!("header value is not Base64: {error}"))
         };
-        // Decoded on the stack when short enough to be held inline, which most are.
+        // Short text (up to 48 bytes) is decoded on the stack, not into a fresh
+        // vector; what fits is then held inline.
         let mut short = [0u8; ENCODED_SHORT];
         let value = if text.len() <= ENCODED_SHORT {
             let len = STANDARD
