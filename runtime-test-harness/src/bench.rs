@@ -9,6 +9,9 @@
 //! the postcard batch (checked as the runtime's decode checks it), store
 //! append (to a store in a temporary directory), state save (fdatasync'd
 //! file) and the batch result.
+//!
+//! `DurableTarget` is that store and state file without a plugin in front,
+//! for raw baselines that keep what they read the way the runtime must.
 
 use crate::connector_file::ConnectorFile;
 use crate::faults::Faults;
@@ -20,12 +23,14 @@ use crate::state_file::StateFile;
 use crate::stats::ConnectorStats;
 use crate::topic_io::produce_generated;
 use iggy_connector_sdk::{MessagesMetadata, RawMessages, Schema, TopicMetadata};
+pub use iggy_harness_store::NewMessage;
 use iggy_harness_store::StreamStore;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Stage {
@@ -180,28 +185,58 @@ pub fn bench_sink(path: &Path, options: &BenchOptions) -> Result<BenchReport, St
     ))
 }
 
+/// Where a source's batches go in a benchmark: one partition of a store in a
+/// temporary directory and a state file beside it.
+pub struct DurableTarget {
+    store: StreamStore,
+    state: StateFile,
+    _dirs: [TempDir; 2],
+}
+
+impl DurableTarget {
+    const STREAM: &str = "bench";
+    const TOPIC: &str = "orders";
+
+    pub fn new() -> Result<Self, String> {
+        // On disk, as `run --data-dir` and an Iggy server keep messages: appends
+        // land in the page cache. Held in memory instead, every batch would fault
+        // in and zero fresh pages, which costs more than the write itself.
+        let store_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let store = StreamStore::open(store_dir.path()).map_err(|e| e.to_string())?;
+        store
+            .ensure_topic(Self::STREAM, Self::TOPIC, 1)
+            .map_err(|e| e.to_string())?;
+        let state_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        Ok(Self {
+            store,
+            state: StateFile::new(state_dir.path(), "bench"),
+            _dirs: [store_dir, state_dir],
+        })
+    }
+
+    /// What the runtime does with a source's batch once decoded: append it,
+    /// then save the source's state (fdatasync'd) before it may Ack.
+    pub fn keep(&self, messages: Vec<NewMessage<'_>>, state: &[u8]) -> Result<(), String> {
+        self.store
+            .append_balanced(Self::STREAM, Self::TOPIC, messages)
+            .map_err(|e| e.to_string())?;
+        self.state.save(state)
+    }
+}
+
 pub fn bench_source(path: &Path, options: &BenchOptions) -> Result<BenchReport, String> {
     let api = library::load(path)?.source_api()?;
     let default = serde_json::json!({ "total": options.messages, "batch_size": options.batch, "payload_size": options.payload_size });
     let id = open_source(&api, &connector_settings(options, default)?.0, None)?;
-    // On disk, as `run --data-dir` and an Iggy server keep messages: appends
-    // land in the page cache. Held in memory instead, every batch would fault
-    // in and zero fresh pages, which costs more than the write itself.
-    let store_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = StreamStore::open(store_dir.path()).map_err(|e| e.to_string())?;
-    let (stream, topic) = ("bench", "orders");
-    store
-        .ensure_topic(stream, topic, 1)
-        .map_err(|e| e.to_string())?;
-    let state_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let target = DurableTarget::new()?;
     let stats = Arc::new(ConnectorStats::new("bench", "source"));
     let worker = SourceWorker {
         id,
         api: api.clone(),
-        store: store.clone(),
-        stream: stream.into(),
-        topic: topic.into(),
-        state: StateFile::new(state_dir.path(), "bench"),
+        store: target.store.clone(),
+        stream: DurableTarget::STREAM.into(),
+        topic: DurableTarget::TOPIC.into(),
+        state: target.state.clone(),
         faults: Faults::default(),
         validate_payloads: false,
         stats: Arc::clone(&stats),
@@ -266,4 +301,42 @@ pub fn print(report: &BenchReport) {
         "  total: {:.0} msg/s, {:.1} ns/msg, {:.1} MiB/s ({:.2} s)",
         report.messages_per_sec, report.ns_per_message, report.mib_per_sec, report.seconds
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durable_target_appends_in_order_and_replaces_the_state() {
+        let target = DurableTarget::new().unwrap();
+        let batch = |first: u128, payloads: &[&'static [u8]]| {
+            payloads
+                .iter()
+                .zip(first..)
+                .map(|(payload, id)| NewMessage {
+                    id,
+                    origin_timestamp: 7,
+                    payload: (*payload).into(),
+                    ..NewMessage::default()
+                })
+                .collect()
+        };
+        target.keep(batch(1, &[b"a", b"b"]), b"2").unwrap();
+        target.keep(batch(3, &[b"c"]), b"3").unwrap();
+        let stored = target
+            .store
+            .read(DurableTarget::STREAM, DurableTarget::TOPIC, 1, 0, 10)
+            .unwrap();
+        let seen: Vec<(u64, u128, &[u8])> = stored
+            .iter()
+            .map(|m| (m.offset, m.id, m.payload.as_slice()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(0, 1, &b"a"[..]), (1, 2, &b"b"[..]), (2, 3, &b"c"[..])]
+        );
+        assert!(stored.iter().all(|m| m.origin_timestamp == 7));
+        assert_eq!(target.state.load().unwrap().as_deref(), Some(&b"3"[..]));
+    }
 }

@@ -1,7 +1,10 @@
 //! Benchmark: the S2 source through the harness against raw s2-sdk reads of
 //! the same stream, in one process, against one in-memory s2-lite. Two raw
 //! references: bounded unary reads (count, bytes, clamp to the tail, no wait)
-//! and a read session as the source opens it (clamped, no stop). The source
+//! and a read session as the source opens it (clamped, no stop), read as it
+//! is and with each batch stored and the state saved as the runtime does
+//! (`DurableTarget`): the bound the runtime's own work sets on any source on
+//! this machine. The source
 //! runs twice: with its default batches, and with batches ten times larger
 //! (several S2 reads each). The harness's own ceiling is measured too: its
 //! no-op test source, same batches and payloads, no I/O. Runs alternate,
@@ -15,7 +18,9 @@ use futures_core::Stream;
 use harness_test_support::median;
 use harness_test_support::perf::{self, with_cpu};
 use harness_test_support::s2::S2Lite;
-use iggy_harness::bench::{BenchOptions, BenchReport, bench_source, print};
+use iggy_harness::bench::{
+    BenchOptions, BenchReport, DurableTarget, NewMessage, bench_source, print,
+};
 use s2_sdk::S2Stream;
 use s2_sdk::types::{
     AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput, ReadFrom, ReadInput,
@@ -78,7 +83,10 @@ async fn raw_read(stream: &S2Stream, count: u64) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn raw_session(stream: &S2Stream, count: u64) -> f64 {
+/// A read session; with `target`, a hand-written reader doing the runtime's
+/// work: each batch stored with its sequence numbers as ids, the next
+/// sequence number saved as state.
+async fn raw_session(stream: &S2Stream, count: u64, target: Option<&DurableTarget>) -> f64 {
     let started = Instant::now();
     let input = ReadInput::new().with_start(
         ReadStart::new()
@@ -97,6 +105,21 @@ async fn raw_session(stream: &S2Stream, count: u64) -> f64 {
             .expect("the session ended")
             .expect("read");
         next += batch.records.len() as u64;
+        if let Some(target) = target {
+            let kept = batch
+                .records
+                .iter()
+                .map(|record| NewMessage {
+                    id: u128::from(record.seq_num),
+                    origin_timestamp: record.timestamp.saturating_mul(1000),
+                    payload: record.body.as_ref().into(),
+                    ..NewMessage::default()
+                })
+                .collect();
+            target
+                .keep(kept, &next.to_le_bytes())
+                .expect("store the batch");
+        }
     }
     count as f64 / started.elapsed().as_secs_f64()
 }
@@ -164,8 +187,14 @@ fn main() {
         ..options.clone()
     };
     let no_op_library = build.join("libiggy_connector_testkit_source.so");
-    let (mut raw, mut session, mut plugin, mut plugin_large, mut ceiling) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut session, mut stored, mut plugin, mut plugin_large, mut ceiling) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     let mut reports: Vec<BenchReport> = Vec::new();
     let pid = server.pid();
     let run = |label: &str, options: &BenchOptions| {
@@ -177,7 +206,11 @@ fn main() {
     for _ in 0..ROUNDS {
         raw.push(runtime.block_on(raw_read(&stream, messages)));
         session.push(with_cpu("raw read session", pid, messages, || {
-            runtime.block_on(raw_session(&stream, messages))
+            runtime.block_on(raw_session(&stream, messages, None))
+        }));
+        let target = DurableTarget::new().expect("store for the raw reader");
+        stored.push(with_cpu("raw read session, stored", pid, messages, || {
+            runtime.block_on(raw_session(&stream, messages, Some(&target)))
         }));
         let report = run("plugin", &options);
         plugin.push(report.messages_per_sec);
@@ -189,9 +222,10 @@ fn main() {
                 .messages_per_sec,
         );
     }
-    let (raw, session, plugin, plugin_large, ceiling) = (
+    let (raw, session, stored, plugin, plugin_large, ceiling) = (
         median(raw),
         median(session),
+        median(stored),
         median(plugin),
         median(plugin_large),
         median(ceiling),
@@ -201,6 +235,7 @@ fn main() {
     );
     println!("  raw s2-sdk unary reads of {BATCH}            {raw:>9.0} msg/s");
     println!("  raw s2-sdk read session (the source's)     {session:>9.0} msg/s");
+    println!("  raw read session, stored + state saved     {stored:>9.0} msg/s");
     println!("  plugin through the harness (defaults)      {plugin:>9.0} msg/s");
     println!(
         "  plugin, batch_size {:<6} (buffer ×{LARGE})    {plugin_large:>9.0} msg/s",
@@ -214,6 +249,14 @@ fn main() {
     println!(
         "  ratio plugin / raw read session            {:>9.2}",
         plugin / session
+    );
+    println!(
+        "  ratio stored read session / read session   {:>9.2}",
+        stored / session
+    );
+    println!(
+        "  ratio plugin / stored read session         {:>9.2}",
+        plugin / stored
     );
     println!(
         "  ratio plugin (batches ×10) / read session  {:>9.2}",
@@ -232,6 +275,20 @@ fn main() {
         "1 KiB records, reads of 1000",
         "msg/s",
         raw,
+        plugin,
+    );
+    perf::report(
+        "iggy_connector_s2_source",
+        "1 KiB records, vs read session",
+        "msg/s",
+        session,
+        plugin,
+    );
+    perf::report(
+        "iggy_connector_s2_source",
+        "1 KiB records, vs read session stored",
+        "msg/s",
+        stored,
         plugin,
     );
     perf::report(
