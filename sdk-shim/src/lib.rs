@@ -23,7 +23,6 @@ mod wire;
 
 pub use convert::owned_value_to_serde_json;
 pub use error::Error;
-pub use iggy_common::{HeaderError, HeaderField, HeaderKey, HeaderKind, HeaderValue, UserHeaders};
 pub use log::LogCallback;
 pub use schema::{Payload, Schema};
 pub use state::ConnectorState;
@@ -31,6 +30,13 @@ pub use wire::{
     ConsumedMessage, DecodedMessage, MessagesMetadata, ProducedMessage, ProducedMessages,
     RawMessage, RawMessages, ReceivedMessage, TopicMetadata,
 };
+
+/// Upstream's public path for the map type its `sink_connector!` expansion
+/// names; kept so plugins see the same API.
+#[doc(hidden)]
+pub mod connector_macro_support {
+    pub use dashmap::DashMap;
+}
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 

@@ -8,9 +8,51 @@ use crate::{
 };
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard, TryLockError};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tracing::{error, info};
+
+/// How long `close` waits for calls still running in the connector (a
+/// sink's `consume`, a source's poll loop) once it has told them to stop.
+/// They are dropped at their next `await`, so this only runs out for code
+/// that blocks a thread without awaiting.
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(2);
+/// How long the connector's own `close` may take. The runtime stops a sink
+/// by waiting 5 s for its consume task and then calling `iggy_sink_close`
+/// (runtime/src/sink.rs), and awaits each close in turn on shutdown, so a
+/// close that hangs would hold up the whole runtime. With `STOP_WAIT`,
+/// closing takes at most 10 s.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(8);
+
+/// Runs a connector's `close`, giving up after [`CLOSE_WAIT`]: 0 when it
+/// closed, 1 when it failed or ran out of time (its future is dropped then).
+pub(crate) fn close_within<E: Display>(
+    kind: &str,
+    id: u32,
+    close: impl Future<Output = Result<(), E>>,
+) -> i32 {
+    // The timer is made inside `block_on`, where the runtime is current.
+    match get_runtime().block_on(async { tokio::time::timeout(CLOSE_WAIT, close).await }) {
+        Ok(Ok(())) => {
+            info!("closed {kind} connector {id}");
+            0
+        }
+        Ok(Err(error)) => {
+            error!("{kind} connector {id} failed to close cleanly: {error}");
+            1
+        }
+        Err(_) => {
+            error!(
+                "{kind} connector {id} did not finish closing within {CLOSE_WAIT:?}; its close was abandoned"
+            );
+            1
+        }
+    }
+}
 
 pub type ConsumeCallback = extern "C" fn(
     plugin_id: u32,
@@ -98,9 +140,26 @@ fn offset_ranges(offsets: &[u64]) -> String {
 
 struct SinkInstance<T> {
     /// `None` while `open` runs; consumes share the lock, `close` takes it whole
-    /// so it waits for batches still in flight.
+    /// once the batches still in flight have ended.
     sink: RwLock<Option<T>>,
     undecodable_total: AtomicU64,
+    /// Raised first thing by `close`: a consume in flight stops at its next
+    /// `await` instead of holding the close up (the runtime may close while
+    /// a consume still runs on another thread).
+    closing: watch::Sender<bool>,
+}
+
+/// Takes `lock` for writing once its readers are done, or gives up at `wait`.
+fn write_within<T>(lock: &RwLock<T>, wait: Duration) -> Option<RwLockWriteGuard<'_, T>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match lock.try_write() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() >= deadline => return None,
+            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }
 
 /// The open sink instances of this library, keyed by the runtime's plugin id.
@@ -160,6 +219,7 @@ impl<T: Sink + 'static> SinkRegistry<T> {
             let instance = Arc::new(SinkInstance {
                 sink: RwLock::new(None),
                 undecodable_total: AtomicU64::new(0),
+                closing: watch::Sender::new(false),
             });
             {
                 let mut instances = self
@@ -217,26 +277,20 @@ impl<T: Sink + 'static> SinkRegistry<T> {
                 error!("sink connector {id} is not open; close refused");
                 return -1;
             };
-            let taken = instance
-                .sink
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            let Some(mut sink) = taken else {
+            instance.closing.send_replace(true);
+            let Some(mut slot) = write_within(&instance.sink, STOP_WAIT) else {
+                error!(
+                    "sink connector {id} still runs a consume {STOP_WAIT:?} after close began (it blocks without yielding); close gives up, and the connector is dropped unclosed when that consume returns"
+                );
+                return -1;
+            };
+            let Some(mut sink) = slot.take() else {
                 error!("sink connector {id} was still opening; close refused");
                 return -1;
             };
+            drop(slot);
             info!("closing sink connector {id}");
-            match get_runtime().block_on(sink.close()) {
-                Ok(()) => {
-                    info!("closed sink connector {id}");
-                    0
-                }
-                Err(error) => {
-                    error!("sink connector {id} failed to close cleanly: {error}");
-                    1
-                }
-            }
+            close_within("sink", id, sink.close())
         })
     }
 }
@@ -317,14 +371,29 @@ fn consume_batch<T: Sink>(
             undecodable.first_error.unwrap_or_default(),
         );
     }
+    let mut closing = instance.closing.subscribe();
     let guard = instance.sink.read().unwrap_or_else(PoisonError::into_inner);
     let Some(sink) = guard.as_ref() else {
         error!("sink connector {id} is still opening; consume refused");
         return -1;
     };
-    match get_runtime().block_on(sink.consume(&topic, meta, messages)) {
-        Ok(()) => 0,
-        Err(error) => {
+    let consumed = get_runtime().block_on(async {
+        tokio::select! {
+            biased;
+            _ = closing.wait_for(|closing| *closing) => None,
+            consumed = sink.consume(&topic, meta, messages) => Some(consumed),
+        }
+    });
+    match consumed {
+        Some(Ok(())) => 0,
+        None => {
+            error!(
+                "sink connector {id} is closing: the batch from {}/{} in flight was abandoned, not durably written",
+                topic.stream, topic.topic
+            );
+            1
+        }
+        Some(Err(error)) => {
             error!(
                 "sink connector {id} failed to consume a batch from {}/{}: {error}",
                 topic.stream, topic.topic
@@ -338,7 +407,26 @@ fn consume_batch<T: Sink>(
 #[macro_export]
 macro_rules! sink_connector {
     ($type:ty) => {
-        static __IGGY_SINKS: $crate::sink::SinkRegistry<$type> = $crate::sink::SinkRegistry::new();
+        // What upstream's expansion needs of the plugin, asked here too so a
+        // plugin that builds against this SDK builds against upstream's: the
+        // type is a `Sink` and `Debug`, the crate depends on `tracing`, and
+        // the names upstream's expansion brings into this module are free.
+        const _: fn() = || {
+            fn sink_connector_type<T: $crate::Sink + ::std::fmt::Debug>() {}
+            sink_connector_type::<$type>();
+        };
+        #[allow(unused_imports)]
+        use ::std::sync::LazyLock;
+        #[allow(unused_imports)]
+        use tracing as _;
+        #[allow(unused_imports)]
+        use $crate::LogCallback;
+        #[allow(unused_imports)]
+        use $crate::connector_macro_support::DashMap;
+        #[allow(unused_imports)]
+        use $crate::sink::SinkRegistry as SinkContainer;
+
+        static INSTANCES: $crate::sink::SinkRegistry<$type> = $crate::sink::SinkRegistry::new();
 
         /// # Safety
         /// Called by the Iggy connectors runtime with a valid config buffer.
@@ -349,7 +437,7 @@ macro_rules! sink_connector {
             config_len: usize,
             log_callback: $crate::LogCallback,
         ) -> i32 {
-            unsafe { __IGGY_SINKS.open(id, config_ptr, config_len, log_callback, <$type>::new) }
+            unsafe { INSTANCES.open(id, config_ptr, config_len, log_callback, <$type>::new) }
         }
 
         /// # Safety
@@ -365,7 +453,7 @@ macro_rules! sink_connector {
             messages_len: usize,
         ) -> i32 {
             unsafe {
-                __IGGY_SINKS.consume(
+                INSTANCES.consume(
                     id,
                     topic_meta_ptr,
                     topic_meta_len,
@@ -379,7 +467,7 @@ macro_rules! sink_connector {
 
         #[unsafe(no_mangle)]
         pub extern "C" fn iggy_sink_close(id: u32) -> i32 {
-            __IGGY_SINKS.close(id)
+            INSTANCES.close(id)
         }
 
         #[unsafe(no_mangle)]

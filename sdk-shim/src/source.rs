@@ -8,6 +8,7 @@
 
 use crate::boundary::{CatchPanic, borrowed, contain};
 use crate::log::{self, LogCallback};
+use crate::sink::{STOP_WAIT, close_within};
 use crate::{ConnectorState, ProducedMessages, Source, config, get_runtime};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -60,6 +61,12 @@ struct LoopPolicy {
     max_backoff: Duration,
     /// Pause after a poll that produced nothing, so an idle source cannot spin.
     idle_pause: Duration,
+    /// Nacks in a row after which the loop stops and the connector is failed.
+    /// A Nacked batch is polled again from the same cursor, so these are
+    /// redeliveries of the same data; a 0.5.x runtime Nacks a whole batch
+    /// for one message it cannot take (runtime/src/source.rs,
+    /// source_forwarding_loop), and would do so forever.
+    max_consecutive_nacks: u32,
 }
 
 const POLICY: LoopPolicy = LoopPolicy {
@@ -67,6 +74,10 @@ const POLICY: LoopPolicy = LoopPolicy {
     backoff: Duration::from_millis(100),
     max_backoff: Duration::from_secs(5),
     idle_pause: Duration::from_millis(5),
+    // With the backoff above, about 21 s of redeliveries: long enough to
+    // ride out a short Iggy hiccup (also a Nack), short enough not to loop
+    // on a batch that can never be taken.
+    max_consecutive_nacks: 10,
 };
 
 impl LoopPolicy {
@@ -298,26 +309,17 @@ impl<T: Source + 'static> SourceRegistry<T> {
                 } => {
                     info!("stopping source connector {id}");
                     let _ = shutdown.send(true);
-                    if let Err(error) = get_runtime().block_on(task) {
-                        error!("source connector {id} poll loop ended abnormally: {error}");
-                    }
+                    get_runtime().block_on(stop_loop(id, task));
                     source
                 }
             };
             let Ok(mut source) = Arc::try_unwrap(source) else {
-                error!("source connector {id} is still in use and cannot be closed");
+                error!(
+                    "source connector {id} is still in use (a call into it blocks without yielding) and cannot be closed"
+                );
                 return -1;
             };
-            match get_runtime().block_on(source.close()) {
-                Ok(()) => {
-                    info!("closed source connector {id}");
-                    0
-                }
-                Err(error) => {
-                    error!("source connector {id} failed to close cleanly: {error}");
-                    1
-                }
-            }
+            close_within("source", id, source.close())
         })
     }
 }
@@ -349,6 +351,29 @@ where
     *lock(&instance.lifecycle) = Lifecycle::Open(Arc::new(source));
     info!("opened source connector {id}");
     0
+}
+
+/// Gives the poll loop, told to stop, most of [`STOP_WAIT`] to end; then
+/// aborts it, which drops whatever it awaits (a poll, or the connector's
+/// handling of a batch result) at its next `await`, and waits out the rest.
+async fn stop_loop(id: u32, mut task: JoinHandle<()>) {
+    let (grace, after_abort) = (STOP_WAIT * 3 / 4, STOP_WAIT / 4);
+    let ended = match tokio::time::timeout(grace, &mut task).await {
+        Ok(ended) => ended,
+        Err(_) => {
+            warn!("source connector {id} did not stop within {grace:?}; its poll loop is aborted");
+            task.abort();
+            match tokio::time::timeout(after_abort, task).await {
+                Ok(ended) => ended,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(error) = ended
+        && !error.is_cancelled()
+    {
+        error!("source connector {id} poll loop ended abnormally: {error}");
+    }
 }
 
 /// Waits `duration` unless shutdown comes first; `false` means stop.
@@ -445,6 +470,7 @@ async fn poll_loop<T: Source>(
 ) {
     let mut batch_id = 0u64;
     let mut consecutive_nacks = 0u32;
+    let mut first_nacked = 0u64;
     let mut consecutive_poll_failures = 0u32;
     loop {
         let polled = tokio::select! {
@@ -523,6 +549,15 @@ async fn poll_loop<T: Source>(
             continue;
         }
         consecutive_nacks += 1;
+        if consecutive_nacks == 1 {
+            first_nacked = batch_id;
+        }
+        if consecutive_nacks >= policy.max_consecutive_nacks {
+            error!(
+                "source connector {id} has failed: the runtime refused the same data {consecutive_nacks} times in a row (batches {first_nacked} to {batch_id}, each a redelivery of the one before); it stops polling until restarted. The runtime's log says why it refused the batch"
+            );
+            break;
+        }
         let delay = policy.backoff_after(consecutive_nacks);
         if delay == policy.max_backoff {
             error!(
@@ -554,7 +589,27 @@ fn encode(batch: &ProducedMessages) -> Result<Vec<u8>, postcard::Error> {
 #[macro_export]
 macro_rules! source_connector {
     ($type:ty) => {
-        static __IGGY_SOURCES: $crate::source::SourceRegistry<$type> =
+        // What upstream's expansion needs of the plugin, asked here too so a
+        // plugin that builds against this SDK builds against upstream's: the
+        // type is a `Source` and `Debug`, the crate depends on `dashmap` and
+        // `tracing` (upstream's expansion names both), and the names it
+        // brings into this module are free.
+        const _: fn() = || {
+            fn source_connector_type<T: $crate::Source + ::std::fmt::Debug>() {}
+            source_connector_type::<$type>();
+        };
+        #[allow(unused_imports)]
+        use ::std::sync::LazyLock;
+        #[allow(unused_imports)]
+        use dashmap::DashMap;
+        #[allow(unused_imports)]
+        use tracing as _;
+        #[allow(unused_imports)]
+        use $crate::LogCallback;
+        #[allow(unused_imports)]
+        use $crate::source::{SendCallback, SourceRegistry as SourceContainer};
+
+        static INSTANCES: $crate::source::SourceRegistry<$type> =
             $crate::source::SourceRegistry::new();
 
         /// # Safety
@@ -569,7 +624,7 @@ macro_rules! source_connector {
             log_callback: $crate::LogCallback,
         ) -> i32 {
             unsafe {
-                __IGGY_SOURCES.open(
+                INSTANCES.open(
                     id,
                     config_ptr,
                     config_len,
@@ -586,7 +641,7 @@ macro_rules! source_connector {
             id: u32,
             callback: $crate::source::SendCallbackV1,
         ) -> i32 {
-            __IGGY_SOURCES.handle_v1(id, callback)
+            INSTANCES.handle_v1(id, callback)
         }
 
         #[unsafe(no_mangle)]
@@ -594,17 +649,17 @@ macro_rules! source_connector {
             id: u32,
             callback: $crate::source::SendCallback,
         ) -> i32 {
-            __IGGY_SOURCES.handle_v2(id, callback)
+            INSTANCES.handle_v2(id, callback)
         }
 
         #[unsafe(no_mangle)]
         pub extern "C" fn iggy_source_batch_result(id: u32, batch_id: u64, result: u8) -> i32 {
-            __IGGY_SOURCES.batch_result(id, batch_id, result)
+            INSTANCES.batch_result(id, batch_id, result)
         }
 
         #[unsafe(no_mangle)]
         pub extern "C" fn iggy_source_close(id: u32) -> i32 {
-            __IGGY_SOURCES.close(id)
+            INSTANCES.close(id)
         }
 
         #[unsafe(no_mangle)]
@@ -678,6 +733,7 @@ mod tests {
         backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(2),
         idle_pause: Duration::from_millis(1),
+        max_consecutive_nacks: u32::MAX,
     };
 
     extern "C" fn takes_and_never_answers(_: u32, _: u64, _: *const u8, _: usize) -> i32 {
@@ -757,6 +813,35 @@ mod tests {
     fn a_batch_the_runtime_refuses_is_a_nack() {
         let (_, results) = run_until(Recorder::default(), Delivery::V2(refuses), 3);
         assert!(results.len() >= 3 && results.iter().all(|r| *r == SourceBatchResult::Nack));
+    }
+
+    #[test]
+    fn the_loop_stops_after_the_cap_of_nacks_in_a_row() {
+        let source = Arc::new(Recorder::default());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (_shutdown, receiver) = watch::channel(false);
+        let policy = LoopPolicy {
+            max_consecutive_nacks: 4,
+            ..FAST
+        };
+        let task = runtime.spawn(poll_loop(
+            7,
+            Arc::clone(&source),
+            Delivery::V2(refuses),
+            Pending::default(),
+            receiver,
+            policy,
+        ));
+        runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await })
+            .expect("the loop stopped by itself")
+            .unwrap();
+        assert_eq!(*lock(&source.results), [SourceBatchResult::Nack; 4]);
+        assert_eq!(source.polls.load(Ordering::SeqCst), 4);
+        assert_eq!(POLICY.max_consecutive_nacks, 10);
     }
 
     #[test]

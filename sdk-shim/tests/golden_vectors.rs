@@ -3,9 +3,10 @@
 //! upstream SDK with postcard) decodes to the content its `value` describes,
 //! and that content, built here independently, encodes to the same bytes.
 
+use iggy_common::{HeaderKey, HeaderValue, UserHeaders};
 use iggy_connector_sdk::{
-    ConnectorState, HeaderKey, HeaderValue, MessagesMetadata, ProducedMessage, ProducedMessages,
-    RawMessage, RawMessages, Schema, TopicMetadata, UserHeaders,
+    ConnectorState, MessagesMetadata, ProducedMessage, ProducedMessages, RawMessage, RawMessages,
+    Schema, TopicMetadata,
 };
 use serde::{Deserialize, Serialize};
 

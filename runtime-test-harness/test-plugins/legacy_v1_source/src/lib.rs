@@ -2,7 +2,8 @@
 //! `iggy_source_open/handle/close/version`, no batch results. Written by hand
 //! (not with `source_connector!`, which exports both generations) so the
 //! harness's fallback to v1 is tested against a library that truly lacks v2.
-//! It emits `total` messages `{"seq":n}` in batches, each with its cursor as state.
+//! It emits `total` messages `{"seq":n}` in batches, each with its cursor as
+//! state; the message `bad_seq`, if set, has an empty payload.
 
 use iggy_connector_sdk::source::SendCallbackV1;
 use iggy_connector_sdk::{ConnectorState, LogCallback, ProducedMessage, ProducedMessages, Schema};
@@ -19,6 +20,8 @@ use std::time::Duration;
 struct Config {
     total: u64,
     batch_size: u64,
+    /// The sequence number whose payload is empty, which Iggy refuses.
+    bad_seq: Option<u64>,
 }
 
 impl Default for Config {
@@ -26,6 +29,7 @@ impl Default for Config {
         Self {
             total: 100,
             batch_size: 10,
+            bad_seq: None,
         }
     }
 }
@@ -115,10 +119,11 @@ fn handle(id: u32, callback: SendCallbackV1) -> i32 {
     let Some(instance) = all.get_mut(&id) else {
         return -1;
     };
-    let (start, total, batch) = (
+    let (start, total, batch, bad_seq) = (
         instance.next,
         instance.config.total,
         instance.config.batch_size.max(1),
+        instance.config.bad_seq,
     );
     let stop = Arc::clone(&instance.stop);
     instance.worker = Some(std::thread::spawn(move || {
@@ -136,7 +141,11 @@ fn handle(id: u32, callback: SendCallbackV1) -> i32 {
                     timestamp: None,
                     origin_timestamp: None,
                     headers: None,
-                    payload: format!(r#"{{"seq":{seq}}}"#).into_bytes(),
+                    payload: if bad_seq == Some(seq) {
+                        Vec::new()
+                    } else {
+                        format!(r#"{{"seq":{seq}}}"#).into_bytes()
+                    },
                 })
                 .collect();
             let state = ConnectorState(end.to_string().into_bytes());

@@ -1,12 +1,14 @@
 //! A source for testing the harness and the SDK: it produces a numbered
 //! sequence (`{"seq":n,...}` padded to a chosen size), stages its cursor in
-//! `poll` and commits it on Ack, and can fail or panic on chosen polls.
+//! `poll` and commits it on Ack, and can fail or panic on chosen polls,
+//! declare another schema, set its own timestamps, or make one message of
+//! the sequence one the runtime refuses.
 
 use async_trait::async_trait;
+use iggy_common::{HeaderKey, HeaderValue};
 use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{
-    ConnectorState, Error, HeaderKey, HeaderValue, ProducedMessage, ProducedMessages, Schema,
-    Source, source_connector,
+    ConnectorState, Error, ProducedMessage, ProducedMessages, Schema, Source, source_connector,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,6 +34,30 @@ pub struct TestkitSourceConfig {
     panic_every: u64,
     /// Adds a header `seq` (uint64) to each message.
     headers: bool,
+    /// The schema each batch declares; payloads are the same JSON bytes.
+    schema: Schema,
+    /// Sets each message's `timestamp` and `origin_timestamp` to 1 µs after
+    /// the epoch, which the runtime does not keep.
+    timestamps: bool,
+    /// The sequence number whose message is made bad (every time it is
+    /// produced), as `bad_kind` says.
+    bad_seq: Option<u64>,
+    bad_kind: BadKind,
+}
+
+/// Ways a message can be one the runtime refuses.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadKind {
+    /// An empty payload.
+    #[default]
+    Empty,
+    /// A payload that is not JSON.
+    NotJson,
+    /// User headers over Iggy's 100,000 bytes.
+    BigHeaders,
+    /// A payload one byte over Iggy's 64,000,000.
+    Oversize,
 }
 
 impl Default for TestkitSourceConfig {
@@ -43,6 +69,10 @@ impl Default for TestkitSourceConfig {
             fail_every: 0,
             panic_every: 0,
             headers: false,
+            schema: Schema::Json,
+            timestamps: false,
+            bad_seq: None,
+            bad_kind: BadKind::Empty,
         }
     }
 }
@@ -91,21 +121,43 @@ impl TestkitSource {
             payload.push(b'"');
         }
         payload.push(b'}');
-        let headers = self.config.headers.then(|| {
+        let mut headers = self.config.headers.then(|| {
             BTreeMap::from([(
                 HeaderKey::try_from("seq").expect("short key"),
                 HeaderValue::from(seq),
             )])
         });
+        if self.config.bad_seq == Some(seq) {
+            match self.config.bad_kind {
+                BadKind::Empty => payload.clear(),
+                BadKind::NotJson => payload = b"{not json".to_vec(),
+                BadKind::Oversize => payload.resize(64_000_001, b' '),
+                BadKind::BigHeaders => headers = Some(big_headers()),
+            }
+        }
+        let timestamp = self.config.timestamps.then_some(1);
         ProducedMessage {
             id: Some(u128::from(seq) + 1),
             checksum: None,
-            timestamp: None,
-            origin_timestamp: None,
+            timestamp,
+            origin_timestamp: timestamp,
             headers,
             payload,
         }
     }
+}
+
+/// 400 entries of about 270 bytes each in Iggy's wire form: over 100,000.
+fn big_headers() -> BTreeMap<HeaderKey, HeaderValue> {
+    let value = "v".repeat(250);
+    (0..400)
+        .map(|n| {
+            (
+                HeaderKey::try_from(format!("header-{n:03}").as_str()).expect("short key"),
+                HeaderValue::try_from(value.as_str()).expect("250 bytes fit"),
+            )
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -144,14 +196,14 @@ impl Source for TestkitSource {
         if start >= end {
             tokio::time::sleep(Duration::from_millis(20)).await;
             return Ok(ProducedMessages {
-                schema: Schema::Json,
+                schema: self.config.schema,
                 messages: vec![],
                 state: None,
             });
         }
         *self.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some(end);
         Ok(ProducedMessages {
-            schema: Schema::Json,
+            schema: self.config.schema,
             messages: (start..end).map(|seq| self.message(seq)).collect(),
             state: ConnectorState::serialize(&Cursor { next: end }, NAME, self.id),
         })
