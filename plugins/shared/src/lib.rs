@@ -1,7 +1,10 @@
 //! Plumbing shared by the connector plugins: retries with backoff, the
-//! transient/permanent error split, secrets that never print, counters, and
-//! duration parsing for configs.
+//! transient/permanent error split, secrets that never print, counters,
+//! duration parsing for configs, and the admission check that keeps a
+//! message the runtime would refuse out of a source batch.
 
+pub mod admission;
+pub mod connector_debug;
 pub mod counters;
 pub mod duration;
 pub mod error_class;
@@ -20,6 +23,7 @@ pub mod pravega;
 #[cfg(feature = "s2")]
 pub mod s2;
 
+pub use admission::{Admission, InvalidMessages};
 pub use counters::{Counter, Counters, RateLog};
 pub use error_class::{Classify, ErrorClass, classify_http_status, parse_retry_after};
 pub use payload_schema::PayloadSchema;

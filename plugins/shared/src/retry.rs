@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use tokio::time::Instant;
 
-use crate::duration::{serde_duration, serde_opt_duration};
+use crate::duration::serde_opt_duration;
 use crate::error_class::{Classify, ErrorClass};
 
 /// A server's Retry-After is obeyed up to this long; beyond it a misbehaving or
@@ -17,22 +17,68 @@ use crate::error_class::{Classify, ErrorClass};
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// How often and how patiently to retry; usually the `retry` table of a plugin config.
+/// Fields left out of the table keep their [`Default`] values; a sink's table
+/// reads through [`outage_policy`] instead.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "RetryTable")]
 pub struct RetryPolicy {
     /// Total attempts including the first one.
     pub max_attempts: u32,
-    #[serde(with = "serde_duration")]
     pub initial_delay: Duration,
-    #[serde(with = "serde_duration")]
     pub max_delay: Duration,
     pub multiplier: f64,
     /// Relative spread in `[0, 1]`: 0.2 means each delay is scaled by 0.8..1.2,
     /// so that many plugins failing together do not retry in lockstep.
     pub jitter: f64,
     /// Give up once another wait would take the whole operation past this.
-    #[serde(with = "serde_opt_duration")]
     pub max_elapsed: Option<Duration>,
+}
+
+/// A sink's writes are retried this long by default. The runtime commits a
+/// sink's offsets before `consume` and ignores its result, so a batch a sink
+/// gives up on is lost: the deadline has to outlast a restart of the target.
+pub const OUTAGE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// A `retry` table as written: what it leaves out is taken from the policy it
+/// is laid over, which differs between sinks and everything else.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RetryTable {
+    max_attempts: Option<u32>,
+    #[serde(with = "serde_opt_duration")]
+    initial_delay: Option<Duration>,
+    #[serde(with = "serde_opt_duration")]
+    max_delay: Option<Duration>,
+    multiplier: Option<f64>,
+    jitter: Option<f64>,
+    #[serde(with = "serde_opt_duration")]
+    max_elapsed: Option<Duration>,
+}
+
+impl RetryTable {
+    fn over(self, base: RetryPolicy) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
+            initial_delay: self.initial_delay.unwrap_or(base.initial_delay),
+            max_delay: self.max_delay.unwrap_or(base.max_delay),
+            multiplier: self.multiplier.unwrap_or(base.multiplier),
+            jitter: self.jitter.unwrap_or(base.jitter),
+            max_elapsed: self.max_elapsed.or(base.max_elapsed),
+        }
+    }
+}
+
+impl From<RetryTable> for RetryPolicy {
+    fn from(table: RetryTable) -> Self {
+        table.over(RetryPolicy::default())
+    }
+}
+
+/// `#[serde(default = "RetryPolicy::outage", deserialize_with = "outage_policy")]`
+/// for a sink's `retry` table: what the table leaves out keeps the value of
+/// [`RetryPolicy::outage`], not of [`RetryPolicy::default`].
+pub fn outage_policy<'de, D: Deserializer<'de>>(deserializer: D) -> Result<RetryPolicy, D::Error> {
+    Ok(RetryTable::deserialize(deserializer)?.over(RetryPolicy::outage()))
 }
 
 impl Default for RetryPolicy {
@@ -49,6 +95,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// A sink's writes: no attempt limit, capped backoff, until
+    /// [`OUTAGE_DEADLINE`] has passed.
+    pub fn outage() -> Self {
+        Self {
+            max_attempts: u32::MAX,
+            max_elapsed: Some(OUTAGE_DEADLINE),
+            ..Self::default()
+        }
+    }
+
     /// Checks the values serde cannot; the message names the offending field.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_attempts == 0 {
@@ -177,10 +233,13 @@ where
         {
             return Err(give_up(error, RetryErrorKind::Exhausted));
         }
+        // The outage policy has no attempt limit, only a deadline: say so
+        // rather than print u32::MAX.
+        let limit = (max_attempts < u32::MAX).then_some(max_attempts);
         tracing::warn!(
             what,
             attempt,
-            max_attempts,
+            max_attempts = limit,
             delay = ?delay,
             error = %error,
             "{what} failed with a transient error, retrying"
@@ -450,6 +509,67 @@ mod tests {
         assert_eq!(c.retry.max_delay, Duration::from_secs(5));
         let c: PluginConfig = serde_json::from_str(r#"{"retry": {"initial_delay": 10}}"#).unwrap();
         assert_eq!(c.retry.initial_delay, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn a_sink_table_fills_its_gaps_from_the_outage_policy() {
+        #[derive(Deserialize)]
+        struct SinkConfig {
+            #[serde(default = "RetryPolicy::outage", deserialize_with = "outage_policy")]
+            retry: RetryPolicy,
+        }
+        let absent: SinkConfig = toml::from_str("").unwrap();
+        assert_eq!(absent.retry, RetryPolicy::outage());
+        assert_eq!(absent.retry.max_elapsed, Some(OUTAGE_DEADLINE));
+
+        let partial: SinkConfig =
+            serde_json::from_str(r#"{"retry": {"max_delay": "10s"}}"#).unwrap();
+        assert_eq!(
+            partial.retry,
+            RetryPolicy {
+                max_delay: Duration::from_secs(10),
+                ..RetryPolicy::outage()
+            }
+        );
+        assert_eq!(partial.retry.validate(), Ok(()));
+
+        let err = toml::from_str::<SinkConfig>("[retry]\nmax_retries = 3\n")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("max_retries"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_outage_policy_rides_out_a_long_outage_then_gives_up() {
+        let policy = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::outage()
+        };
+        let started = Instant::now();
+        let mut calls = 0;
+        let recovered: Result<u32, _> = retry(&policy, "write", |attempt| {
+            calls += 1;
+            let up = started.elapsed() >= Duration::from_secs(60);
+            async move {
+                if up {
+                    Ok(attempt)
+                } else {
+                    Err(TestError::Transient(None))
+                }
+            }
+        })
+        .await;
+        // Far more than the default five attempts: the target was down a minute.
+        assert!(recovered.unwrap() > 10, "{calls} calls");
+
+        let started = Instant::now();
+        let never: Result<(), _> = retry(&policy, "write", |_| async {
+            Err(TestError::Transient(None))
+        })
+        .await;
+        assert_eq!(never.unwrap_err().kind, RetryErrorKind::Exhausted);
+        assert!(started.elapsed() <= OUTAGE_DEADLINE);
+        assert!(started.elapsed() >= OUTAGE_DEADLINE - policy.max_delay);
     }
 
     #[test]

@@ -13,6 +13,16 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 /// In config it is either the value itself, `{ env = "VAR" }` to read an
 /// environment variable, or `{ file = "/path" }` to read a file (trailing
 /// newlines trimmed), so the secret need not be written into the config.
+///
+/// A number or boolean is taken as its text (`password = 123456` is the
+/// secret `123456`), because the runtime's environment override of a
+/// `[plugin_config]` key turns a value of digits into a number
+/// (configs/src/configs_impl/parsing.rs, parse_env_value_to_json) and a
+/// type error would otherwise echo the value. That text is the number as
+/// printed back, so what the number form cannot hold is lost before the
+/// plugin sees it: leading zeros, `TRUE` in capitals, float spellings
+/// (`1.50` reads as `1.5`). Quote such a secret, or use `{ env = "VAR" }`,
+/// which reads the variable's text as is.
 #[derive(Clone, Default)]
 pub struct Secret(String);
 
@@ -57,11 +67,35 @@ impl<'de> Visitor<'de> for SecretVisitor {
     type Value = Secret;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string, { env = \"VAR_NAME\" } or { file = \"/path\" }")
+        f.write_str("a string, a number, a boolean, { env = \"VAR_NAME\" } or { file = \"/path\" }")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
         Ok(Secret::new(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
@@ -246,8 +280,26 @@ mod tests {
         assert!(err.to_string().contains("exactly one"), "{err}");
         let err = toml::from_str::<Cfg>("password = {}").unwrap_err();
         assert!(err.to_string().contains("exactly one"), "{err}");
-        let err = toml::from_str::<Cfg>("password = 5").unwrap_err();
+        let err = toml::from_str::<Cfg>("password = [5]").unwrap_err();
         assert!(err.to_string().contains("env = "), "{err}");
+    }
+
+    #[test]
+    fn numbers_and_booleans_are_taken_as_their_text() {
+        for (toml_value, json_value, text) in [
+            ("123456", "123456", "123456"),
+            ("-42", "-42", "-42"),
+            ("1.5", "1.5", "1.5"),
+            ("true", "true", "true"),
+            ("false", "false", "false"),
+        ] {
+            let c: Cfg = toml::from_str(&format!("password = {toml_value}")).unwrap();
+            assert_eq!(c.password.expose(), text);
+            let c: Cfg = serde_json::from_str(&format!(r#"{{"password": {json_value}}}"#)).unwrap();
+            assert_eq!(c.password.expose(), text);
+        }
+        let c: Cfg = serde_json::from_str(r#"{"password": 18446744073709551615}"#).unwrap();
+        assert_eq!(c.password.expose(), "18446744073709551615");
     }
 
     #[test]

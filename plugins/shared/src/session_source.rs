@@ -2,12 +2,18 @@
 //! `open`, which builds the plugin's session; `poll` and the batch result
 //! go to it; `close` ends it. A plugin implements `SourceSession` and
 //! exports `source_connector!(SessionSource<ItsSession>)`.
+//!
+//! Every batch a session returns goes through [`Admission`] before it
+//! reaches the runtime, under the session's `invalid_messages` policy, so
+//! one message the runtime would refuse never blocks the source.
 
 use async_trait::async_trait;
 use iggy_connector_sdk::source::SourceBatchResult;
-use iggy_connector_sdk::{ConnectorState, Error, ProducedMessages, Source};
+use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Source};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
+
+use crate::admission::{Admission, InvalidMessages};
 
 #[async_trait]
 pub trait SourceSession: Send + Sized + 'static {
@@ -23,6 +29,20 @@ pub trait SourceSession: Send + Sized + 'static {
     async fn poll(&mut self) -> Result<ProducedMessages, Error>;
     async fn on_batch_result(&mut self, result: SourceBatchResult);
     async fn close(&mut self);
+
+    /// The config's `invalid_messages` setting; asked once, after `open`.
+    fn invalid_messages(&self) -> InvalidMessages {
+        InvalidMessages::Skip
+    }
+
+    /// Where `message` comes from in the source (e.g. its stream sequence
+    /// number), for the log line of a message admission leaves out.
+    fn describe(&self, message: &ProducedMessage) -> String {
+        match message.id {
+            Some(id) => format!("id {id}"),
+            None => "no id".to_owned(),
+        }
+    }
 }
 
 pub struct SessionSource<S: SourceSession> {
@@ -32,6 +52,19 @@ pub struct SessionSource<S: SourceSession> {
     // The SDK never overlaps poll and on_batch_result; the lock only makes
     // the session reachable from `&self`.
     session: Mutex<Option<S>>,
+    /// Set by `open`, from the session's policy.
+    admission: Option<Admission>,
+}
+
+// Upstream's SDK requires `Debug` of a connector type; the config and the
+// session may hold credentials, so only the connector's name and id show.
+impl<S: SourceSession> std::fmt::Debug for SessionSource<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSource")
+            .field("connector", &S::NAME)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: SourceSession> SessionSource<S> {
@@ -40,6 +73,7 @@ impl<S: SourceSession> SessionSource<S> {
             id,
             pending: Some((config, state)),
             session: Mutex::new(None),
+            admission: None,
         }
     }
 
@@ -55,17 +89,23 @@ impl<S: SourceSession> Source for SessionSource<S> {
             .pending
             .take()
             .ok_or_else(|| Error::InitError(format!("{} {} is already open", S::NAME, self.id)))?;
-        *self.session.get_mut() = Some(S::open(self.id, config, state).await?);
+        let session = S::open(self.id, config, state).await?;
+        self.admission = Some(Admission::new(
+            format!("{} {}", S::NAME, self.id),
+            session.invalid_messages(),
+        ));
+        *self.session.get_mut() = Some(session);
         Ok(())
     }
 
     async fn poll(&self) -> Result<ProducedMessages, Error> {
         let mut session = self.session.lock().await;
-        session
-            .as_mut()
-            .ok_or_else(|| self.not_open())?
-            .poll()
-            .await
+        let (Some(session), Some(admission)) = (session.as_mut(), &self.admission) else {
+            return Err(self.not_open());
+        };
+        let mut batch = session.poll().await?;
+        admission.admit(&mut batch, |message| session.describe(message));
+        Ok(batch)
     }
 
     async fn on_batch_result(&self, result: SourceBatchResult) -> Result<(), Error> {
@@ -82,6 +122,93 @@ impl<S: SourceSession> Source for SessionSource<S> {
         if let Some(mut session) = self.session.get_mut().take() {
             session.close().await;
         }
+        if let Some(admission) = &self.admission
+            && admission.skipped() + admission.wrapped() > 0
+        {
+            tracing::warn!(
+                "{} {} closed; invalid messages: {}",
+                S::NAME,
+                self.id,
+                admission.summary()
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iggy_connector_sdk::Schema;
+
+    /// Returns one JSON batch with a message the runtime would refuse.
+    struct OneBatch {
+        policy: InvalidMessages,
+    }
+
+    #[async_trait]
+    impl SourceSession for OneBatch {
+        type Config = InvalidMessages;
+        const NAME: &'static str = "test source";
+
+        async fn open(
+            _id: u32,
+            policy: InvalidMessages,
+            _state: Option<ConnectorState>,
+        ) -> Result<Self, Error> {
+            Ok(Self { policy })
+        }
+
+        async fn poll(&mut self) -> Result<ProducedMessages, Error> {
+            let message = |id, payload: &[u8]| ProducedMessage {
+                id: Some(id),
+                checksum: None,
+                timestamp: None,
+                origin_timestamp: None,
+                headers: None,
+                payload: payload.to_vec(),
+            };
+            Ok(ProducedMessages {
+                schema: Schema::Json,
+                messages: vec![message(1, b"{}"), message(2, b"oops"), message(3, b"[]")],
+                state: None,
+            })
+        }
+
+        async fn on_batch_result(&mut self, _result: SourceBatchResult) {}
+        async fn close(&mut self) {}
+
+        fn invalid_messages(&self) -> InvalidMessages {
+            self.policy
+        }
+    }
+
+    async fn first_batch(policy: InvalidMessages) -> ProducedMessages {
+        let mut source = SessionSource::<OneBatch>::new(7, policy, None);
+        source.open().await.unwrap();
+        let batch = source.poll().await.unwrap();
+        source.close().await.unwrap();
+        batch
+    }
+
+    #[tokio::test]
+    async fn poll_applies_the_sessions_policy() {
+        let skipped = first_batch(InvalidMessages::Skip).await;
+        let ids: Vec<_> = skipped.messages.iter().filter_map(|m| m.id).collect();
+        assert_eq!(ids, [1, 3]);
+
+        let wrapped = first_batch(InvalidMessages::Wrap).await;
+        let ids: Vec<_> = wrapped.messages.iter().filter_map(|m| m.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(
+            wrapped.messages[1].payload,
+            br#"{"invalid_payload_text":"oops"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn poll_before_open_is_an_error() {
+        let source = SessionSource::<OneBatch>::new(8, InvalidMessages::Skip, None);
+        assert!(source.poll().await.is_err());
     }
 }
