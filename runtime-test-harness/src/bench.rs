@@ -5,8 +5,10 @@
 //! by running the same decode on the same bytes here) and the plugin (the
 //! rest of the call), then the offset commit.
 //! Source stages: plugin (its poll and the SDK's encode: the time between
-//! batches not spent in the harness), then the harness's worker: decode of
-//! the postcard batch (checked as the runtime's decode checks it), store
+//! batches not spent in the harness, which includes the callback's decode
+//! and copy of the postcard batch), then the harness's worker: converting
+//! each payload as the runtime does (decode under the batch's schema, the
+//! JSON stream's encoder, Iggy's limits), store
 //! append (to a store in a temporary directory), state save (fdatasync'd
 //! file) and the batch result.
 //!
@@ -69,7 +71,11 @@ fn connector_settings(
     match &options.connector {
         Some(path) => {
             let file = ConnectorFile::read(path)?;
-            Ok((file.plugin_config_json()?, file.streams[0].schema))
+            let stream = match file.kind {
+                crate::connector_file::ConnectorKind::Source => file.producer_stream()?,
+                crate::connector_file::ConnectorKind::Sink => &file.streams[0],
+            };
+            Ok((file.plugin_config_json()?, stream.schema))
         }
         None => Ok((default.to_string(), Schema::Json)),
     }
@@ -227,7 +233,8 @@ impl DurableTarget {
 pub fn bench_source(path: &Path, options: &BenchOptions) -> Result<BenchReport, String> {
     let api = library::load(path)?.source_api()?;
     let default = serde_json::json!({ "total": options.messages, "batch_size": options.batch, "payload_size": options.payload_size });
-    let id = open_source(&api, &connector_settings(options, default)?.0, None)?;
+    let (config, schema) = connector_settings(options, default)?;
+    let id = open_source(&api, &config, None)?;
     let target = DurableTarget::new()?;
     let stats = Arc::new(ConnectorStats::new("bench", "source"));
     let worker = SourceWorker {
@@ -236,12 +243,14 @@ pub fn bench_source(path: &Path, options: &BenchOptions) -> Result<BenchReport, 
         store: target.store.clone(),
         stream: DurableTarget::STREAM.into(),
         topic: DurableTarget::TOPIC.into(),
+        schema,
         state: target.state.clone(),
         faults: Faults::default(),
-        validate_payloads: false,
+        validate_payloads: true,
         stats: Arc::clone(&stats),
+        stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
-    let receiver = source_runner::register(id);
+    let receiver = source_runner::register(id, &stats);
     let started = Instant::now();
     if source_runner::handle(&api, id) != 0 {
         return Err("handle refused".into());
@@ -281,7 +290,7 @@ pub fn bench_source(path: &Path, options: &BenchOptions) -> Result<BenchReport, 
                 elapsed.saturating_sub(harness),
             ),
             ("harness worker", harness),
-            ("  decode", decode),
+            ("  convert (decode, encode, checks)", decode),
             ("  store append", stored),
             ("  state save (fdatasync)", state),
             ("  batch result (plugin applies Ack)", answer),

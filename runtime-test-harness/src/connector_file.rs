@@ -1,12 +1,20 @@
 //! The runtime's connector file format: one TOML file per connector in the
 //! connectors directory. The same files serve the runtime and the harness.
+//! Required keys are those the runtime's config types require
+//! (runtime/src/configs/connectors.rs: `SinkConfig`, `SourceConfig`,
+//! `StreamConsumerConfig`, `StreamProducerConfig`, read with no defaults by
+//! configs/connectors/local_provider.rs): `type`, `key`, `enabled`,
+//! `version`, `name`, `path`, `[[streams]]` and, in each, `stream`, `schema`
+//! and `topics` (sinks) or `topic` (sources). A missing one fails the whole
+//! run, as it stops the runtime from starting.
 
 use iggy_connector_sdk::Schema;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectorKind {
     Sink,
@@ -30,7 +38,6 @@ pub struct StreamSettings {
     pub topics: Vec<String>,
     /// Sources: the topic to produce to.
     pub topic: Option<String>,
-    #[serde(default)]
     pub schema: Schema,
     pub batch_length: Option<u32>,
     pub poll_interval: Option<String>,
@@ -56,6 +63,9 @@ pub struct ConnectorFile {
     pub kind: ConnectorKind,
     pub key: String,
     pub enabled: bool,
+    /// Several files may hold versions of one key: the highest is used
+    /// unless `.active_versions.toml` names another.
+    pub version: u64,
     pub name: String,
     pub path: String,
     #[serde(default)]
@@ -65,6 +75,17 @@ pub struct ConnectorFile {
     pub plugin_config: Option<toml::Value>,
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+/// `<connectors dir>/.active_versions.toml`, where the runtime records which
+/// version of each key is active (configs/connectors/local_provider.rs,
+/// `load_active_versions`).
+#[derive(Debug, Default, Deserialize)]
+struct ActiveVersions {
+    #[serde(default)]
+    sinks: HashMap<String, u64>,
+    #[serde(default)]
+    sources: HashMap<String, u64>,
 }
 
 impl ConnectorFile {
@@ -108,6 +129,33 @@ impl ConnectorFile {
         Ok(())
     }
 
+    /// The stream a source produces to: the runtime builds a producer for each
+    /// `[[streams]]` entry and keeps the last (runtime/src/source.rs,
+    /// `setup_source_producer`), so the last entry is the one used.
+    pub fn producer_stream(&self) -> Result<&StreamSettings, String> {
+        if self.streams.len() > 1 {
+            eprintln!(
+                "connector {}: {} [[streams]] entries; a source produces to the last one, as the runtime does",
+                self.key,
+                self.streams.len()
+            );
+        }
+        self.streams
+            .last()
+            .ok_or_else(|| "no [[streams]] section".to_string())
+    }
+
+    /// The schema the plugin says it produces, when its `plugin_config` has
+    /// a `schema` key (the convention of this repository's sources): the
+    /// plugin never sees `[[streams]]`, so nothing else can compare the two.
+    pub fn declared_schema(&self) -> Option<Result<Schema, String>> {
+        let text = self.plugin_config.as_ref()?.get("schema")?.as_str()?;
+        Some(
+            text.parse::<Schema>()
+                .map_err(|_| format!("plugin_config.schema `{text}` is not a schema")),
+        )
+    }
+
     /// The `plugin_config` as the JSON text the runtime passes to `open`.
     pub fn plugin_config_json(&self) -> Result<String, String> {
         let value = match (
@@ -128,8 +176,11 @@ impl ConnectorFile {
     }
 }
 
-/// Reads every enabled connector file in `dir` (`*.toml`, skipping
-/// `Cargo.toml`), sorted by file name; a bad file is an error naming it.
+/// Reads the connector files of `dir` as the runtime's local provider does
+/// (configs/connectors/local_provider.rs): `*.toml` except hidden files and
+/// `Cargo.toml`; per key the version `.active_versions.toml` names, else the
+/// highest; then only enabled ones. A bad file is an error naming it.
+/// Sorted by file name.
 pub fn read_dir(dir: &Path) -> Result<Vec<ConnectorFile>, String> {
     let entries = std::fs::read_dir(dir).map_err(|error| {
         format!(
@@ -141,25 +192,72 @@ pub fn read_dir(dir: &Path) -> Result<Vec<ConnectorFile>, String> {
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
         .filter(|path| {
-            !path
-                .file_name()
-                .is_some_and(|name| name.eq_ignore_ascii_case("cargo.toml"))
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| {
+                    !name.starts_with('.') && !name.eq_ignore_ascii_case("cargo.toml")
+                })
         })
         .collect();
     paths.sort();
-    let mut files = Vec::new();
+    let active = active_versions(dir)?;
+    let mut by_key: HashMap<(ConnectorKind, String), Vec<ConnectorFile>> = HashMap::new();
     for path in paths {
         let file = ConnectorFile::read(&path)?;
+        by_key
+            .entry((file.kind, file.key.clone()))
+            .or_default()
+            .push(file);
+    }
+    let mut files = Vec::new();
+    for ((kind, key), versions) in by_key {
+        let wanted = match kind {
+            ConnectorKind::Sink => active.sinks.get(&key),
+            ConnectorKind::Source => active.sources.get(&key),
+        };
+        let chosen = match wanted {
+            Some(version) => versions.into_iter().find(|f| f.version == *version),
+            None => {
+                let highest = versions.iter().map(|f| f.version).max();
+                let mut top: Vec<ConnectorFile> = versions
+                    .into_iter()
+                    .filter(|f| Some(f.version) == highest)
+                    .collect();
+                if top.len() > 1 {
+                    return Err(format!(
+                        "{} and {} both hold version {} of connector `{key}`",
+                        top[0].file.display(),
+                        top[1].file.display(),
+                        top[0].version
+                    ));
+                }
+                top.pop()
+            }
+        };
+        let Some(file) = chosen else {
+            eprintln!(
+                "connector {key}: the active version named in .active_versions.toml has no file"
+            );
+            continue;
+        };
         if file.enabled {
             files.push(file);
         } else {
-            eprintln!("connector {} ({}) is disabled", file.key, path.display());
+            eprintln!(
+                "connector {} ({}) is disabled",
+                file.key,
+                file.file.display()
+            );
         }
     }
-    let mut keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
-    keys.sort_unstable();
-    if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(format!("two connector files share the key `{}`", pair[0]));
-    }
+    files.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(files)
+}
+
+fn active_versions(dir: &Path) -> Result<ActiveVersions, String> {
+    let path = dir.join(".active_versions.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(_) => Ok(ActiveVersions::default()),
+    }
 }

@@ -10,6 +10,10 @@ pub struct Faults {
     pub fail_state_save_every: u64,
     /// Source: wait this long before answering each batch.
     pub delay_result: Duration,
+    /// Source: the Nth batch the worker takes waits this long before it is
+    /// stored (after the callback returned, so the plugin's SDK is waiting
+    /// for its answer meanwhile).
+    pub delay_store: Option<(u64, Duration)>,
     /// Sink: treat every Nth batch as failed without calling `consume`.
     pub fail_sink_every: u64,
     /// Sink: after every Nth successful batch, skip the commit and deliver it again.
@@ -18,7 +22,7 @@ pub struct Faults {
     pub corrupt_every: u64,
 }
 
-pub const NAMES: &str = "nack-every=N, fail-state-save-every=N, delay-result=DURATION, fail-sink-every=N, redeliver-every=N, corrupt-every=N";
+pub const NAMES: &str = "nack-every=N, fail-state-save-every=N, delay-result=DURATION, delay-store=N:DURATION, fail-sink-every=N, redeliver-every=N, corrupt-every=N";
 
 impl Faults {
     pub fn parse(specs: &[String]) -> Result<Self, String> {
@@ -38,6 +42,17 @@ impl Faults {
                 "fail-sink-every" => faults.fail_sink_every = count()?,
                 "redeliver-every" => faults.redeliver_every = count()?,
                 "corrupt-every" => faults.corrupt_every = count()?,
+                "delay-store" => {
+                    let (nth, delay) = value.split_once(':').ok_or_else(|| {
+                        format!("fault delay-store: `{value}` must be N:DURATION (e.g. 1:31s)")
+                    })?;
+                    let nth = nth
+                        .parse::<u64>()
+                        .map_err(|_| format!("fault delay-store: `{nth}` is not a whole number"))?;
+                    let delay = humantime::parse_duration(delay)
+                        .map_err(|e| format!("fault delay-store: {e}"))?;
+                    faults.delay_store = Some((nth, delay));
+                }
                 "delay-result" => {
                     faults.delay_result = humantime::parse_duration(value)
                         .map_err(|e| format!("fault delay-result: {e}"))?;
@@ -79,5 +94,12 @@ mod tests {
                 .contains("whole number")
         );
         assert!(hits(3, 6) && !hits(3, 5) && !hits(0, 0));
+        let delayed = Faults::parse(&["delay-store=2:31s".into()]).unwrap();
+        assert_eq!(delayed.delay_store, Some((2, Duration::from_secs(31))));
+        assert!(
+            Faults::parse(&["delay-store=31s".into()])
+                .unwrap_err()
+                .contains("N:DURATION")
+        );
     }
 }

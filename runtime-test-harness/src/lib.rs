@@ -14,6 +14,7 @@ pub mod plugin_log;
 pub mod produced_batch;
 pub mod runtime_config;
 pub mod sink_runner;
+pub mod source_messages;
 pub mod source_runner;
 pub mod state_file;
 pub mod stats;

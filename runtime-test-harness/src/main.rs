@@ -46,10 +46,11 @@ enum Command {
         /// Partitions for topics the run creates.
         #[arg(long, default_value_t = 1)]
         partitions: u32,
-        /// When sink offsets are committed.
-        #[arg(long, value_enum, default_value = "after-consume")]
+        /// When sink offsets are committed: `on-poll` (before `consume`, its
+        /// return code ignored, as runtime 0.4.x/0.5.x) or `after-consume`.
+        #[arg(long, value_enum, default_value = "on-poll")]
         commit: sink_runner::CommitMode,
-        /// Attempts per sink batch before its topic consumer gives up.
+        /// Attempts per sink batch before its topic consumer gives up (after-consume only).
         #[arg(long, default_value_t = 10)]
         max_attempts: u32,
         /// Inject a fault (repeatable): see `faults` in the README.
@@ -64,7 +65,9 @@ enum Command {
         /// Print a progress line every second even when stderr is not a terminal.
         #[arg(long)]
         progress: bool,
-        /// Store source messages whose payload does not decode under their schema.
+        /// Store source payloads as the plugin gave them, skipping the runtime's
+        /// decode and encode (Iggy's size limits still apply); the runtime has
+        /// no such switch.
         #[arg(long)]
         no_validate: bool,
         /// The source protocol to speak: `newest` (v2 where exported, as
@@ -240,6 +243,9 @@ fn run(cli: Cli) -> Result<bool, String> {
             } else {
                 let verdict = if report.ok { "ok" } else { "FAILED" };
                 println!("{verdict}: {} ({})", report.key, report.path);
+                for warning in &report.warnings {
+                    println!("  warning: {warning}");
+                }
                 if let Some(error) = &report.error {
                     println!("  error: {error}");
                 }

@@ -9,7 +9,7 @@ use crate::plugin_log::log_callback;
 use crate::sink_runner::{self, SinkOptions};
 use crate::source_runner::{self, SourceWorker};
 use crate::state_file::StateFile;
-use crate::stats::{ConnectorReport, ConnectorStats, progress_line};
+use crate::stats::{ConnectorReport, ConnectorStats, Status, progress_line};
 use iggy_harness_store::StreamStore;
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -51,7 +51,7 @@ enum Running {
         api: SourceApi,
         id: u32,
         worker: JoinHandle<()>,
-        stop: Arc<AtomicBool>,
+        stopping: Arc<AtomicBool>,
     },
 }
 
@@ -76,18 +76,22 @@ pub fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
     });
 }
 
-/// Opens a sink; returns its id.
+/// Opens a sink; returns its id. A refusal is reported as the runtime
+/// reports it (runtime/src/sink.rs, `init_sink`), with the code added.
 pub fn open_sink(api: &SinkApi, config_json: &str) -> Result<u32, String> {
     let id = library::next_plugin_id();
     // SAFETY: the config buffer outlives the call.
     let code = unsafe { (api.open)(id, config_json.as_ptr(), config_json.len(), log_callback) };
     match code {
         0 => Ok(id),
-        code => Err(format!("iggy_sink_open returned {code}")),
+        code => Err(format!(
+            "Plugin initialization failed (ID: {id}): iggy_sink_open returned {code}"
+        )),
     }
 }
 
-/// Opens a source with its saved state, if any; returns its id.
+/// Opens a source with its saved state, if any; returns its id. A refusal
+/// is reported as the runtime reports it (runtime/src/source.rs, `init_source`).
 pub fn open_source(
     api: &SourceApi,
     config_json: &str,
@@ -108,17 +112,34 @@ pub fn open_source(
     };
     match code {
         0 => Ok(id),
-        code => Err(format!("iggy_source_open returned {code}")),
+        code => Err(format!(
+            "Plugin initialization failed (ID: {id}): iggy_source_open returned {code}"
+        )),
     }
 }
 
-fn start_connector(
+/// A connector that opened and waits to be started.
+enum Opened {
+    Sink {
+        api: SinkApi,
+        id: u32,
+    },
+    Source {
+        api: SourceApi,
+        id: u32,
+        worker: Box<SourceWorker>,
+    },
+}
+
+fn open_connector(
     file: &ConnectorFile,
     options: &PipelineOptions,
     store: &StreamStore,
     stats: &Arc<ConnectorStats>,
-    sink_stop: &Arc<AtomicBool>,
-) -> Result<Running, String> {
+) -> Result<Opened, String> {
+    if let Some(warning) = crate::conformance::schema_mismatch(file) {
+        eprintln!("connector {}: warning: {warning}", file.key);
+    }
     let path = library::resolve_path(&file.path)?;
     let library = library::load(&path)?;
     let config = file.plugin_config_json()?;
@@ -126,29 +147,81 @@ fn start_connector(
         ConnectorKind::Sink => {
             let api = library.sink_api()?;
             let id = open_sink(&api, &config)?;
-            let threads =
-                sink_runner::start(file, &api, id, store, &options.sink, stats, sink_stop)?;
-            Ok(Running::Sink { api, id, threads })
+            stats.set_id(id);
+            Ok(Opened::Sink { api, id })
         }
         ConnectorKind::Source => {
             let api = library.source_api_for(options.source_protocol)?;
             let state = StateFile::new(&options.state_dir, &file.key);
             let saved = state.load()?;
             let id = open_source(&api, &config, saved.as_deref())?;
-            let mut worker =
-                SourceWorker::new(file, &api, id, store, state, &options.faults, stats)?;
-            worker.validate_payloads = options.validate_payloads;
-            let stop = Arc::new(AtomicBool::new(false));
-            let receiver = source_runner::register(id);
-            let worker = worker
-                .spawn(receiver, Arc::clone(&stop))
-                .map_err(|e| e.to_string())?;
+            stats.set_id(id);
+            match SourceWorker::new(file, &api, id, store, state, &options.faults, stats) {
+                Ok(mut worker) => {
+                    worker.validate_payloads = options.validate_payloads;
+                    Ok(Opened::Source {
+                        api,
+                        id,
+                        worker: Box::new(worker),
+                    })
+                }
+                Err(error) => {
+                    // As runtime/src/source.rs `init` closes a source whose
+                    // producer cannot be set up.
+                    // SAFETY: plain call with an id.
+                    unsafe { (api.close)(id) };
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
+fn start_connector(
+    file: &ConnectorFile,
+    opened: Opened,
+    options: &PipelineOptions,
+    store: &StreamStore,
+    stats: &Arc<ConnectorStats>,
+    sink_stop: &Arc<AtomicBool>,
+) -> Result<Running, String> {
+    match opened {
+        Opened::Sink { api, id } => {
+            match sink_runner::start(file, &api, id, store, &options.sink, stats, sink_stop) {
+                Ok(threads) => {
+                    // runtime/src/main.rs: Running once its consumers are spawned.
+                    stats.set_status(Status::Running);
+                    Ok(Running::Sink { api, id, threads })
+                }
+                Err(error) => {
+                    // SAFETY: plain call with an id.
+                    unsafe { (api.close)(id) };
+                    Err(error)
+                }
+            }
+        }
+        Opened::Source { api, id, worker } => {
+            let stopping = Arc::clone(&worker.stopping);
+            let receiver = source_runner::register(id, stats);
+            let worker = match (*worker).spawn(receiver) {
+                Ok(worker) => worker,
+                Err(error) => {
+                    source_runner::unregister(id);
+                    // SAFETY: plain call with an id.
+                    unsafe { (api.close)(id) };
+                    return Err(format!("cannot start the worker: {error}"));
+                }
+            };
             let code = source_runner::handle(&api, id);
             if code != 0 {
-                stop.store(true, Ordering::Relaxed);
-                let _ = worker.join();
+                // The runtime ignores this code (runtime/src/source.rs,
+                // spawn_source_handler) and would show a source that never
+                // produces as running; the harness reports it instead.
+                stopping.store(true, Ordering::Relaxed);
                 // SAFETY: plain call with an id.
                 unsafe { (api.close)(id) };
+                source_runner::unregister(id);
+                let _ = worker.join();
                 return Err(format!(
                     "iggy_source_handle ({}) returned {code}",
                     api.protocol.name()
@@ -164,9 +237,35 @@ fn start_connector(
                 api,
                 id,
                 worker,
-                stop,
+                stopping,
             })
         }
+    }
+}
+
+/// How long a stopping connector's threads are waited for before it is
+/// closed anyway (runtime/src/manager/source.rs and sink.rs, `stop_connector`).
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+enum Joined {
+    Finished,
+    StillRunning,
+    Panicked,
+}
+
+/// Waits for a thread as the runtime waits for a connector's tasks when it
+/// stops one: up to `limit`, then it goes on without them.
+fn join_within(thread: JoinHandle<()>, limit: Duration) -> Joined {
+    let deadline = Instant::now() + limit;
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return Joined::StillRunning;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match thread.join() {
+        Ok(()) => Joined::Finished,
+        Err(_) => Joined::Panicked,
     }
 }
 
@@ -178,26 +277,33 @@ fn stop_connector(key: &str, running: Running, stats: &ConnectorStats) {
             stats.fail(format!("close returned {code}"));
         }
     };
+    let waited = |thread: JoinHandle<()>, what: &str| match join_within(thread, STOP_WAIT) {
+        Joined::Finished => {}
+        Joined::StillRunning => eprintln!(
+            "{what} of {key} still busy after {STOP_WAIT:?}: going on without it, as the runtime does"
+        ),
+        Joined::Panicked => stats.fail(format!("{what} of {key} panicked")),
+    };
     match running {
+        // runtime/src/manager/source.rs, stop_connector: close, stop routing
+        // the callbacks, then wait for the forwarding loop (which ends once
+        // it has taken what was queued).
         Running::Source {
             api,
             id,
             worker,
-            stop,
+            stopping,
         } => {
-            // The worker keeps answering while the plugin's loop winds down.
+            stopping.store(true, Ordering::Relaxed);
             close(api.close, id);
-            stop.store(true, Ordering::Relaxed);
-            if worker.join().is_err() {
-                stats.fail(format!("the worker of source {key} panicked"));
-            }
             source_runner::unregister(id);
+            waited(worker, "the worker");
         }
+        // runtime/src/manager/sink.rs, stop_connector: signal the consumers,
+        // wait for them, then close even if a consume is still running.
         Running::Sink { api, id, threads } => {
             for thread in threads {
-                if thread.join().is_err() {
-                    stats.fail(format!("a consumer thread of sink {key} panicked"));
-                }
+                waited(thread, "a consumer thread");
             }
             close(api.close, id);
         }
@@ -234,51 +340,79 @@ pub fn run(options: &PipelineOptions, shutdown: &Arc<AtomicBool>) -> Result<RunR
 
     let sink_stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let mut connectors: Vec<Connector> = Vec::new();
-    // Sinks first, so nothing a source stores waits for a consumer.
+    // runtime/src/main.rs: every source is opened (source::init), then every
+    // sink (sink::init); only then do the sources' loops start
+    // (source::handle) and the sinks' consumers (sink::consume). A connector
+    // whose open fails stays out for the rest of the run, in status error.
     let mut ordered: Vec<&ConnectorFile> = files.iter().collect();
-    ordered.sort_by_key(|f| f.kind == ConnectorKind::Source);
-    for file in ordered {
+    ordered.sort_by_key(|f| f.kind == ConnectorKind::Sink);
+    let mut connectors: Vec<Connector> = Vec::new();
+    let mut opened: Vec<Option<Opened>> = Vec::new();
+    for file in &ordered {
         let kind = if file.kind == ConnectorKind::Sink {
             "sink"
         } else {
             "source"
         };
         let stats = Arc::new(ConnectorStats::new(&file.key, kind));
-        let running = match start_connector(file, options, &store, &stats, &sink_stop) {
-            Ok(running) => Some(running),
+        opened.push(match open_connector(file, options, &store, &stats) {
+            Ok(opened) => Some(opened),
+            Err(reason) => {
+                eprintln!(
+                    "connector {} ({}) did not open: {reason}",
+                    file.key, file.name
+                );
+                stats.fail(reason);
+                None
+            }
+        });
+        connectors.push(Connector {
+            stats,
+            running: None,
+        });
+    }
+    for ((file, connector), opened) in ordered.iter().zip(&mut connectors).zip(opened) {
+        let Some(opened) = opened else { continue };
+        match start_connector(file, opened, options, &store, &connector.stats, &sink_stop) {
+            Ok(running) => connector.running = Some(running),
             Err(reason) => {
                 eprintln!(
                     "connector {} ({}) did not start: {reason}",
                     file.key, file.name
                 );
-                stats.fail(format!("did not start: {reason}"));
-                None
+                connector.stats.fail(reason);
             }
-        };
-        connectors.push(Connector { stats, running });
+        }
     }
 
     let active = wait(options, shutdown, &connectors, started);
 
-    for connector in connectors.iter_mut().rev() {
+    // runtime/src/main.rs: every source is stopped, then every sink.
+    for connector in &mut connectors {
+        if matches!(connector.running, Some(Running::Source { .. }))
+            && let Some(running) = connector.running.take()
+        {
+            stop_connector(&connector.stats.key, running, &connector.stats);
+        }
+    }
+    sink_stop.store(true, Ordering::Relaxed);
+    for connector in &mut connectors {
         if let Some(running) = connector.running.take() {
-            if matches!(running, Running::Sink { .. }) {
-                sink_stop.store(true, Ordering::Relaxed);
-            }
             stop_connector(&connector.stats.key, running, &connector.stats);
         }
     }
     store.sync().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     // Rates over each connector's active time, not the idle tail of the run.
+    // The status is the one it had while running (the runtime shows every
+    // connector `stopped` once closed), or `error` if closing failed.
     let reports: Vec<ConnectorReport> = connectors
         .iter()
         .zip(active)
         .map(|(c, active)| c.stats.report(active.unwrap_or(elapsed)))
         .collect();
     Ok(RunReport {
-        ok: reports.iter().all(|r| r.failure.is_none()),
+        ok: !reports.iter().any(ConnectorReport::failed),
         elapsed_secs: elapsed.as_secs_f64(),
         connectors: reports,
     })

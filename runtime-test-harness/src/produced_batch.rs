@@ -12,7 +12,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use iggy_connector_sdk::{ConnectorState, HeaderKind, ProducedMessages, Schema};
+use iggy_common::HeaderKind;
+use iggy_connector_sdk::{ConnectorState, ProducedMessages, Schema};
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
@@ -45,6 +46,35 @@ pub struct ProducedRecord {
 }
 
 impl ProducedBatch<'_> {
+    /// The batch with its own copy of the bytes, so it outlives the plugin's
+    /// call: the runtime's callback decodes the batch into owned messages and
+    /// returns before anything is stored (runtime/src/source.rs,
+    /// `handle_produced_messages`). The records' ranges stay valid.
+    pub fn into_owned(self) -> ProducedBatch<'static> {
+        ProducedBatch {
+            schema: self.schema,
+            messages: self.messages,
+            state: self.state,
+            data: Cow::Owned(self.data.into_owned()),
+        }
+    }
+
+    /// The length of a record's headers in an Iggy message, which Iggy
+    /// limits: per entry a kind byte and a four-byte length before each of
+    /// the key's and the value's bytes (iggy_common, `user_headers_to_wire`).
+    pub fn headers_wire_len(&self, record: &ProducedRecord) -> Result<usize, String> {
+        let map = self.headers(record);
+        if map.is_empty() {
+            return Ok(0);
+        }
+        let entries: Vec<(WireField<'_>, WireField<'_>)> =
+            postcard::from_bytes(map).map_err(|e| format!("header map does not decode: {e}"))?;
+        Ok(entries
+            .iter()
+            .map(|(key, value)| 10 + key.decoded_len() + value.decoded_len())
+            .sum())
+    }
+
     pub fn headers(&self, record: &ProducedRecord) -> &[u8] {
         &self.data[record.headers.clone()]
     }
@@ -153,6 +183,12 @@ struct WireField<'a> {
 }
 
 impl WireField<'_> {
+    /// Bytes of the field once its canonical Base64 text is decoded.
+    fn decoded_len(&self) -> usize {
+        let padding = self.value.iter().rev().take_while(|&&b| b == b'=').count();
+        (self.value.len() / 4 * 3).saturating_sub(padding)
+    }
+
     /// Bytes on the wire: the kind's index (one byte, as there are fewer than
     /// 128 kinds), the text's length as a varint, the text.
     fn encoded_len(&self) -> usize {
@@ -254,7 +290,8 @@ impl<'de> Visitor<'de> for OrderedMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iggy_connector_sdk::{HeaderKey, HeaderValue, ProducedMessage};
+    use iggy_common::{HeaderKey, HeaderValue};
+    use iggy_connector_sdk::ProducedMessage;
     use std::collections::BTreeMap;
 
     fn header_map(entries: &[(&str, HeaderValue)]) -> BTreeMap<HeaderKey, HeaderValue> {

@@ -1,8 +1,12 @@
 //! Drives a sink as the runtime does: one consumer per topic reading from its
 //! consumer group's offset, batches of up to `batch_length` per partition,
-//! postcard-encoded into `consume`. Offsets commit after a successful
-//! `consume` (at-least-once, with bounded retries) or, like today's runtime,
-//! when messages are polled (`on_poll`, at-most-once).
+//! postcard-encoded into `consume`. By default offsets commit when messages
+//! are polled, before `consume`, and its return code is only counted, as in
+//! runtime 0.4.x and 0.5.x (runtime/src/sink.rs: `setup_sink_consumers`
+//! commits with `AutoCommitWhen::PollingMessages`, `process_messages` drops
+//! the code): a batch `consume` fails is lost. `after_consume` commits after
+//! a successful `consume` and retries a failed batch (at-least-once), for
+//! runtimes that honour the code.
 
 use crate::connector_file::ConnectorFile;
 use crate::faults::{Faults, hits};
@@ -17,10 +21,11 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CommitMode {
+    /// Commit when polled, before `consume`; its return code is counted as
+    /// an error and otherwise ignored (runtime 0.4.x and 0.5.x).
+    OnPoll,
     /// Commit after `consume` returns 0; retry the batch otherwise.
     AfterConsume,
-    /// Commit when polled, before `consume` (the 0.4/0.5 runtime's behaviour).
-    OnPoll,
 }
 
 #[derive(Debug, Clone)]
@@ -223,7 +228,8 @@ impl TopicConsumer {
             }
             ConnectorStats::add(&self.stats.errors, 1);
             if self.options.commit == CommitMode::OnPoll {
-                // Already committed: the batch is lost, as with today's runtime.
+                // Already committed and the code ignored: the batch is lost,
+                // as under the runtime (runtime/src/sink.rs, process_messages).
                 return Ok(Some(batch.last_offset));
             }
             if attempt >= self.options.max_attempts {

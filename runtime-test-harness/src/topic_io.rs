@@ -5,7 +5,7 @@
 //! become string header values. Output lines always use the envelope form,
 //! with the payload as JSON when it parses, else as text, else as Base64.
 
-use iggy_connector_sdk::{HeaderKey, HeaderValue, UserHeaders};
+use iggy_common::{HeaderKey, HeaderValue, UserHeaders};
 use iggy_harness_store::{NewMessage, StoredMessage, StreamStore};
 use serde::Deserialize;
 use std::io::{BufRead, Write};
@@ -157,6 +157,7 @@ pub fn message_json(partition: u32, message: &StoredMessage) -> serde_json::Valu
         "offset": message.offset,
         "id": message.id.to_string(),
         "timestamp": message.timestamp,
+        "origin_timestamp": message.origin_timestamp,
         "headers": headers,
         "payload": payload,
     })

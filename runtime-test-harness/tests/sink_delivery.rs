@@ -1,5 +1,10 @@
 //! Sinks driven through the real ABI: offset commits, retries, restarts,
-//! fault injection and panic containment.
+//! fault injection and panic containment. Tests of retries pass
+//! `--commit after-consume`: by default the harness commits on poll and
+//! ignores `consume`'s code, as the runtime does.
+
+/// Commit after a successful `consume` and retry a failed batch.
+const AFTER_CONSUME: [&str; 2] = ["--commit", "after-consume"];
 
 use harness_test_support::*;
 
@@ -17,7 +22,7 @@ fn failed_batches_are_retried_so_every_message_arrives() {
     ws.produce("created", 2000);
     let (record, config) = record_config(&ws, "out.jsonl", "fail_every = 3");
     ws.sink("audit", &testkit_sink(), "created", &config);
-    let (output, report) = ws.run(&[]);
+    let (output, report) = ws.run(&AFTER_CONSUME);
     assert!(output.status.success(), "{report}");
     let got = seqs(&recorded(&record), true);
     assert_eq!(
@@ -40,7 +45,7 @@ fn failed_batches_are_retried_so_every_message_arrives() {
 }
 
 #[test]
-fn on_poll_commit_loses_the_failed_batches_like_todays_runtime() {
+fn on_poll_commit_loses_the_failed_batches_like_the_runtime() {
     let ws = Workspace::new();
     ws.produce("created", 1000);
     let (record, config) = record_config(&ws, "out.jsonl", "fail_every = 2");
@@ -117,7 +122,7 @@ fn a_panicking_sink_returns_an_error_and_the_batch_is_retried() {
     ws.produce("created", 500);
     let (record, config) = record_config(&ws, "out.jsonl", "panic_every = 2");
     ws.sink("audit", &testkit_sink(), "created", &config);
-    let (output, report) = ws.run(&[]);
+    let (output, report) = ws.run(&AFTER_CONSUME);
     assert!(output.status.success(), "{report}");
     assert_eq!(
         sorted(seqs(&recorded(&record), true)),
@@ -142,8 +147,9 @@ fn a_sink_that_panics_in_open_fails_alone() {
     );
     assert_eq!(report["ok"], false);
     let broken = connector(&report, "broken");
+    assert_eq!(broken["status"], "error", "{broken}");
     assert!(
-        broken["failure"]
+        broken["last_error"]["message"]
             .as_str()
             .unwrap()
             .contains("iggy_sink_open returned -1"),
@@ -161,7 +167,7 @@ fn a_sink_that_keeps_failing_gives_up_after_max_attempts() {
     let ws = Workspace::new();
     ws.produce("created", 10);
     ws.sink("stuck", &testkit_sink(), "created", "fail_first = 1000");
-    let (output, report) = ws.run(&["--max-attempts", "3"]);
+    let (output, report) = ws.run(&["--max-attempts", "3", "--commit", "after-consume"]);
     assert_eq!(output.status.code(), Some(1));
     let stuck = connector(&report, "stuck");
     assert!(
@@ -180,7 +186,7 @@ fn injected_sink_failures_are_retried_without_calling_the_plugin_twice() {
     ws.produce("created", 600);
     let (record, config) = record_config(&ws, "out.jsonl", "");
     ws.sink("audit", &testkit_sink(), "created", &config);
-    let (output, report) = ws.run(&["--fault", "fail-sink-every=3"]);
+    let (output, report) = ws.run(&["--fault", "fail-sink-every=3", "--commit", "after-consume"]);
     assert!(output.status.success(), "{report}");
     assert_eq!(
         seqs(&recorded(&record), true),

@@ -191,8 +191,8 @@ fn bare_library_names_resolve_beside_the_harness_like_the_runtime() {
     let record = ws.path("out.jsonl");
     // No directory, no extension: found beside the binary, as the runtime does.
     let file = format!(
-        "type = \"sink\"\nkey = \"bare\"\nenabled = true\nname = \"bare\"\npath = \"libiggy_connector_testkit_sink\"\n\
-         [[streams]]\nstream = \"orders\"\ntopics = [\"created\"]\n[plugin_config]\nrecord_path = \"{}\"\n",
+        "type = \"sink\"\nkey = \"bare\"\nenabled = true\nversion = 0\nname = \"bare\"\npath = \"libiggy_connector_testkit_sink\"\n\
+         [[streams]]\nstream = \"orders\"\ntopics = [\"created\"]\nschema = \"json\"\n[plugin_config]\nrecord_path = \"{}\"\n",
         record.display()
     );
     std::fs::write(ws.connectors().join("bare.toml"), file).unwrap();

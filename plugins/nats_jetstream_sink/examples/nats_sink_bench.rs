@@ -64,7 +64,7 @@ async fn raw_publish(
 fn connector_file(dir: &Path, library: &Path, url: &str, schema: &str) -> std::path::PathBuf {
     let path = dir.join(format!("sink-{schema}.toml"));
     let text = format!(
-        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nname = \"bench\"\npath = \"{}\"\n\
+        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
          [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"{schema}\"\n\
          [plugin_config]\nservers = [\"{url}\"]\nsubject = \"bench.plugin\"\nstream = \"BENCH\"\nmax_pending_acks = {WINDOW}\n",
         library.display()

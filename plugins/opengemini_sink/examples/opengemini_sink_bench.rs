@@ -89,7 +89,7 @@ async fn raw_write(client: &reqwest::Client, url: &str, batches: &[Vec<Vec<u8>>]
 fn connector_file(dir: &Path, library: &Path, url: &str, batch: usize, pipelined: bool) -> PathBuf {
     let path = dir.join(format!("opengemini_sink_{batch}_{pipelined}.toml"));
     let text = format!(
-        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nname = \"bench\"\npath = \"{}\"\n\
+        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
          [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"json\"\n\
          [plugin_config]\nurl = \"{url}\"\ndatabase = \"{DATABASE}\"\nbatch_size = {batch}\n\
          pipelined_writes = {pipelined}\n\

@@ -66,7 +66,7 @@ async fn raw_append(basin: &S2Basin, stream: &str, count: u64) -> f64 {
 fn connector_file(dir: &Path, library: &Path, endpoint: &str, stream: &str) -> PathBuf {
     let path = dir.join(format!("{stream}.toml"));
     let text = format!(
-        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nname = \"bench\"\npath = \"{}\"\n\
+        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
          [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"raw\"\n\
          [plugin_config]\naccess_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstream = \"{stream}\"\n\
          [plugin_config.create_stream]\n",

@@ -134,7 +134,7 @@ fn connector_file(
 ) -> PathBuf {
     let path = dir.join(format!("source-{batch_size}.toml"));
     let text = format!(
-        "type = \"source\"\nkey = \"bench\"\nenabled = true\nname = \"bench\"\npath = \"{}\"\n\
+        "type = \"source\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
          [[streams]]\nstream = \"bench\"\ntopic = \"orders\"\nschema = \"raw\"\n\
          [plugin_config]\naccess_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstreams = [\"{STREAM}\"]\n\
          start = \"earliest\"\nbatch_size = {batch_size}\nbuffer_bytes = {buffer_bytes}\nschema = \"raw\"\n",
