@@ -61,12 +61,19 @@ pub fn outcome(reply: &Message) -> Outcome {
         Ok(Reply {
             error: Some(error), ..
         }) => {
-            // The only refusals no retry can change; anything else (a
-            // stream being restored, a leader election) may pass later.
+            // The refusals of this very message that no retry can change;
+            // anything else (a stream being restored, a leader election,
+            // limits) may pass later.
             let code = ErrorCode(error.err_code);
             Outcome::Refused {
-                permanent: code == ErrorCode::STREAM_WRONG_LAST_MESSAGE_ID
-                    || code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE,
+                permanent: [
+                    ErrorCode::STREAM_WRONG_LAST_MESSAGE_ID,
+                    ErrorCode::STREAM_WRONG_LAST_SEQUENCE,
+                    ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM,
+                    ErrorCode::STREAM_HEADER_EXCEEDS_MAXIMUM,
+                    ErrorCode::STREAM_NOT_MATCH,
+                ]
+                .contains(&code),
                 reason: format!("{} (JetStream error {})", error.description, error.err_code),
             }
         }

@@ -4,6 +4,7 @@
 use iggy_connector_shared::RetryPolicy;
 use iggy_connector_shared::duration::serde_duration;
 use iggy_connector_shared::nats::NatsConnection;
+use iggy_connector_shared::retry::outage_policy;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,7 +35,14 @@ pub struct SinkConfig {
     /// message cost noticeable publish throughput).
     #[serde(default)]
     pub metadata_headers: bool,
+    /// Forwards Iggy headers named `Nats-*`. Off by default: NATS reads
+    /// them as JetStream controls (`Nats-Expected-Last-Sequence` makes the
+    /// stream refuse the message, `Nats-Msg-Id` overrides deduplication).
     #[serde(default)]
+    pub allow_nats_headers: bool,
+    /// Transient failures (no responders, timeouts, a lost connection) are
+    /// retried until `retry.max_elapsed` (5 minutes by default).
+    #[serde(default = "RetryPolicy::outage", deserialize_with = "outage_policy")]
     pub retry: RetryPolicy,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
@@ -51,11 +59,14 @@ fn default_max_pending_acks() -> usize {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnresolvedSubject {
-    /// The batch fails (and is retried by the runtime or harness).
+    /// The message is left out, counted and logged with its offset; the
+    /// rest of the batch is published.
     #[default]
-    Fail,
-    /// The message is left out, counted and logged with its offset.
     Skip,
+    /// The whole batch fails. A 0.5.x runtime has committed its offsets
+    /// already, so the batch is lost; only a runtime that commits after
+    /// `consume` tries it again.
+    Fail,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -175,7 +186,9 @@ mod tests {
             parse(serde_json::json!({"servers": ["nats://127.0.0.1:4222"], "subject": "orders"}));
         assert!(config.validate().is_ok());
         assert_eq!(config.message_id, MessageIdSource::Position);
-        assert_eq!(config.on_unresolved_subject, UnresolvedSubject::Fail);
+        assert_eq!(config.on_unresolved_subject, UnresolvedSubject::Skip);
+        assert_eq!(config.retry, RetryPolicy::outage());
+        assert!(!config.allow_nats_headers);
         assert_eq!(config.max_pending_acks, 1000);
         assert!(!config.metadata_headers);
     }

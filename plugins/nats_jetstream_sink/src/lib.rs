@@ -16,17 +16,23 @@ use iggy_connector_sdk::{
 use iggy_connector_shared::{Counters, RateLog};
 use mapping::Mapper;
 use publisher::{Item, Publisher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 sink_connector!(NatsJetStreamSink);
+iggy_connector_shared::connector_debug!(NatsJetStreamSink);
 
-const COUNTERS: [&str; 5] = [
+const COUNTERS: [&str; 6] = [
     "stored",
     "duplicates",
     "retried",
     "skipped",
+    "withheld_nats_headers",
     "failed_batches",
 ];
+/// The most `close` waits for the final flush: with the server gone,
+/// async-nats would wait for a reconnect that may never come.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 
 struct Connected {
     client: async_nats::Client,
@@ -40,6 +46,8 @@ pub struct NatsJetStreamSink {
     connected: Option<Connected>,
     counters: Counters,
     rate_log: RateLog,
+    /// Withheld `Nats-*` headers are logged once, then only counted.
+    withheld_logged: AtomicBool,
 }
 
 impl NatsJetStreamSink {
@@ -50,6 +58,38 @@ impl NatsJetStreamSink {
             connected: None,
             counters: Counters::new(&COUNTERS),
             rate_log: RateLog::new(),
+            withheld_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts a message left out of its batch and says why.
+    fn skip(&self, message: &ConsumedMessage, reason: &str) {
+        self.counters.add("skipped", 1);
+        tracing::warn!(
+            "NATS sink {} skipped the message at offset {}: {reason}; {} skipped so far",
+            self.id,
+            message.offset,
+            self.skipped()
+        );
+    }
+
+    fn skipped(&self) -> u64 {
+        self.counters.get("skipped").map_or(0, |c| c.get())
+    }
+
+    fn withhold_nats_headers(&self, mapper: &Mapper, message: &ConsumedMessage) {
+        let withheld = mapper.withheld_headers(message);
+        if withheld.is_empty() {
+            return;
+        }
+        self.counters
+            .add("withheld_nats_headers", withheld.len() as u64);
+        if !self.withheld_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "NATS sink {}: Iggy headers {withheld:?} (message at offset {}) are not forwarded: NATS reads `Nats-*` headers as JetStream controls; set allow_nats_headers = true to forward them. Further ones are only counted.",
+                self.id,
+                message.offset
+            );
         }
     }
 }
@@ -105,28 +145,11 @@ impl Sink for NatsJetStreamSink {
         let partition = metadata.partition_id;
         let mut items = Vec::with_capacity(messages.len());
         for message in &mut messages {
-            match connected.mapper.subject(topic, partition, message) {
-                Ok(subject) => {
-                    let payload = mapping::take_payload(message).map_err(|reason| {
-                        self.counters.add("failed_batches", 1);
-                        Error::InvalidRecordValue(format!(
-                            "message at offset {}: {reason}",
-                            message.offset
-                        ))
-                    })?;
-                    items.push(Item {
-                        subject,
-                        message,
-                        payload,
-                    });
-                }
+            let subject = match connected.mapper.subject(topic, partition, message) {
+                Ok(subject) => subject,
                 Err(reason) if self.config.on_unresolved_subject == UnresolvedSubject::Skip => {
-                    self.counters.add("skipped", 1);
-                    tracing::warn!(
-                        "NATS sink {} skipped the message at offset {}: {reason}",
-                        self.id,
-                        message.offset
-                    );
+                    self.skip(message, &reason);
+                    continue;
                 }
                 Err(reason) => {
                     self.counters.add("failed_batches", 1);
@@ -135,7 +158,20 @@ impl Sink for NatsJetStreamSink {
                         message.offset
                     )));
                 }
-            }
+            };
+            let payload = match mapping::take_payload(message) {
+                Ok(payload) => payload,
+                Err(reason) => {
+                    self.skip(message, &reason);
+                    continue;
+                }
+            };
+            self.withhold_nats_headers(&connected.mapper, message);
+            items.push(Item {
+                subject,
+                message,
+                payload,
+            });
         }
         let mapper = connected.mapper.for_batch(topic, partition);
         let result = connected
@@ -152,6 +188,15 @@ impl Sink for NatsJetStreamSink {
                 self.counters.add("stored", report.stored);
                 self.counters.add("duplicates", report.duplicates);
                 self.counters.add("retried", report.retried);
+                if report.skipped > 0 {
+                    self.counters.add("skipped", report.skipped);
+                    tracing::warn!(
+                        "NATS sink {}: {} message(s) of the batch left out as unstorable; {} skipped so far",
+                        self.id,
+                        report.skipped,
+                        self.skipped()
+                    );
+                }
                 Ok(())
             }
             Err(reason) => {
@@ -162,10 +207,18 @@ impl Sink for NatsJetStreamSink {
     }
 
     async fn close(&mut self) -> Result<(), Error> {
-        if let Some(connected) = self.connected.take()
-            && let Err(error) = connected.client.flush().await
-        {
-            tracing::warn!("NATS sink {}: flush on close failed: {error}", self.id);
+        if let Some(connected) = self.connected.take() {
+            match tokio::time::timeout(CLOSE_LIMIT, connected.client.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!("NATS sink {}: flush on close failed: {error}", self.id)
+                }
+                // Every stored message was acknowledged already; nothing is lost.
+                Err(_) => tracing::warn!(
+                    "NATS sink {}: no flush within {CLOSE_LIMIT:?} on close (is the server down?); closing anyway",
+                    self.id
+                ),
+            }
         }
         tracing::info!(
             "NATS JetStream sink {} closed: {}",

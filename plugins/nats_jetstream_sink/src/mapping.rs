@@ -46,8 +46,17 @@ pub struct Mapper {
     fixed_subject: Option<Subject>,
     message_id: MessageIdSource,
     metadata_headers: bool,
+    allow_nats_headers: bool,
     expected_stream: Option<HeaderValue>,
     names: Names,
+}
+
+/// `Nats-*` header names are JetStream's controls (any case: NATS header
+/// names are case-insensitive).
+fn is_nats_control(name: &str) -> bool {
+    name.as_bytes()
+        .get(..5)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"nats-"))
 }
 
 /// Adds a header if NATS accepts its name and value (printable ASCII names
@@ -82,6 +91,7 @@ impl Mapper {
             template,
             message_id: config.message_id,
             metadata_headers: config.metadata_headers,
+            allow_nats_headers: config.allow_nats_headers,
             expected_stream,
             names: Names::new(),
         })
@@ -89,6 +99,21 @@ impl Mapper {
 
     pub fn template(&self) -> &SubjectTemplate {
         &self.template
+    }
+
+    /// The names of the message's Iggy headers that are left out as
+    /// JetStream controls (none when `allow_nats_headers` is set).
+    pub fn withheld_headers(&self, message: &ConsumedMessage) -> Vec<String> {
+        if self.allow_nats_headers {
+            return Vec::new();
+        }
+        message
+            .headers
+            .iter()
+            .flatten()
+            .filter_map(|(key, _)| key.as_str().ok().filter(|name| is_nats_control(name)))
+            .map(str::to_string)
+            .collect()
     }
 
     /// The message's subject, or why it cannot be built.
@@ -144,6 +169,9 @@ impl BatchMapper<'_> {
         if let Some(user_headers) = &message.headers {
             for (key, value) in user_headers {
                 let Ok(name) = key.as_str() else { continue };
+                if !self.mapper.allow_nats_headers && is_nats_control(name) {
+                    continue;
+                }
                 let text = match value.kind() {
                     HeaderKind::String => value.as_str().map(str::to_string).unwrap_or_default(),
                     HeaderKind::Raw => STANDARD.encode(value.as_bytes()),
@@ -284,6 +312,43 @@ mod tests {
         );
         assert_eq!(header(&out, "Iggy-Partition").as_deref(), Some("2"));
         assert_eq!(header(&out, "Nats-Expected-Stream"), None);
+    }
+
+    #[test]
+    fn nats_control_headers_are_withheld_unless_allowed() {
+        let mut message = message();
+        let controls = [
+            ("Nats-Expected-Last-Sequence", "1"),
+            ("nats-msg-id", "theirs"),
+            ("Natsy", "kept"),
+        ];
+        for (name, value) in controls {
+            message.headers.as_mut().unwrap().insert(
+                HeaderKey::try_from(name).unwrap(),
+                HeaderValue::try_from(value).unwrap(),
+            );
+        }
+        let topic = topic();
+        let strict = Mapper::new(&config(serde_json::json!({}))).unwrap();
+        assert_eq!(
+            strict.withheld_headers(&message),
+            ["Nats-Expected-Last-Sequence", "nats-msg-id"]
+        );
+        let out = strict.for_batch(&topic, 2).headers(&message);
+        assert_eq!(header(&out, "Nats-Expected-Last-Sequence"), None);
+        assert_eq!(
+            header(&out, "Nats-Msg-Id").as_deref(),
+            Some("shop/created/2/41"),
+            "the sink's own id stays"
+        );
+        assert_eq!(header(&out, "Natsy").as_deref(), Some("kept"));
+        let open = Mapper::new(&config(serde_json::json!({"allow_nats_headers": true}))).unwrap();
+        assert!(open.withheld_headers(&message).is_empty());
+        let out = open.for_batch(&topic, 2).headers(&message);
+        assert_eq!(
+            header(&out, "Nats-Expected-Last-Sequence").as_deref(),
+            Some("1")
+        );
     }
 
     #[test]

@@ -3,6 +3,15 @@
 //! `Nats-Msg-Id`, so a retry of a message the server did store is dropped
 //! by the stream's duplicate window instead of stored twice.
 //!
+//! Transient failures (no responders, no acknowledgement in time, a lost
+//! connection) are retried under the `retry` policy, by default until its
+//! `max_elapsed` deadline: the runtime commits a sink's offsets before
+//! `consume` (runtime/src/sink.rs, consume_messages) and ignores its result,
+//! so a batch given up on is lost. Every client call is bounded by the
+//! request timeout, since async-nats waits for a reconnect without limit. A
+//! message the server can never take (over its max_payload, or refused for
+//! good) is left out and counted, and the rest of the batch is published.
+//!
 //! Each round of a batch publishes through core NATS with reply subjects
 //! under one inbox it subscribes to, and reads the stream's answers from
 //! that subscription. The JetStream publish of async-nats does the same per
@@ -11,6 +20,7 @@
 
 use crate::ack::{self, Outcome};
 use async_nats::client::PublishErrorKind;
+use async_nats::connection::State;
 use async_nats::{Client, HeaderMap, Subject, Subscriber};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -25,6 +35,8 @@ pub struct PublishReport {
     pub stored: u64,
     pub duplicates: u64,
     pub retried: u64,
+    /// Left out: the server can never store them.
+    pub skipped: u64,
 }
 
 /// A message to publish. Its headers are built when sent (and built again
@@ -97,8 +109,8 @@ impl Publisher {
         }
     }
 
-    /// Returns once every message is stored (or known a duplicate), or says
-    /// how many were not.
+    /// Returns once every message is stored, known a duplicate or left out
+    /// as unstorable, or says how many were not stored.
     pub async fn publish_all<F>(
         &self,
         items: &[Item<'_>],
@@ -107,36 +119,72 @@ impl Publisher {
     where
         F: Fn(&Item<'_>) -> HeaderMap,
     {
+        let started = Instant::now();
         let mut report = PublishReport::default();
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut attempt = 1u32;
+        let offset = |failure: &Failure| items[failure.index].message.offset;
         loop {
-            let failures = self
+            let failures = match self
                 .publish_round(items, &pending, &headers, &mut report)
-                .await?;
+                .await
+            {
+                Ok(failures) => failures,
+                Err(reason) => pending
+                    .iter()
+                    .map(|&index| Failure {
+                        index,
+                        transient: true,
+                        reason: reason.clone(),
+                    })
+                    .collect(),
+            };
+            let (failures, unstorable): (Vec<Failure>, Vec<Failure>) =
+                failures.into_iter().partition(|f| f.transient);
+            for failure in &unstorable {
+                report.skipped += 1;
+                tracing::warn!(
+                    "message at offset {} left out: the server can never store it: {}",
+                    offset(failure),
+                    failure.reason
+                );
+            }
             let Some(first) = failures.first() else {
+                if attempt > 1 {
+                    tracing::info!(
+                        "the batch is stored after {attempt} attempts over {:?}",
+                        started.elapsed()
+                    );
+                }
                 return Ok(report);
             };
-            let offset = |failure: &Failure| items[failure.index].message.offset;
-            if let Some(permanent) = failures.iter().find(|f| !f.transient) {
+            let delay = self.retry.delay_for(attempt);
+            let out_of_time = self
+                .retry
+                .max_elapsed
+                .is_some_and(|limit| started.elapsed().saturating_add(delay) > limit);
+            if attempt >= self.retry.max_attempts || out_of_time {
                 return Err(format!(
-                    "message at offset {} cannot be stored: {} ({} of the batch not stored)",
-                    offset(permanent),
-                    permanent.reason,
-                    failures.len()
-                ));
-            }
-            if attempt >= self.retry.max_attempts {
-                return Err(format!(
-                    "{} message(s) not stored after {attempt} attempts (first at offset {}: {})",
+                    "{} message(s) not stored after {attempt} attempts over {:?} (retry.max_attempts, retry.max_elapsed); first at offset {}: {}",
                     failures.len(),
+                    started.elapsed(),
                     offset(first),
                     first.reason
                 ));
             }
-            let delay = self.retry.delay_for(attempt);
+            if attempt == 1 {
+                tracing::warn!(
+                    "NATS is not storing messages ({}); retrying the {} affected until it is back{}",
+                    first.reason,
+                    failures.len(),
+                    self.retry
+                        .max_elapsed
+                        .map(|limit| format!(", for up to {limit:?}"))
+                        .unwrap_or_default()
+                );
+            }
             tracing::warn!(
-                "{} publish(es) failed (first at offset {}: {}); retrying in {delay:?}",
+                "{} publish(es) failed (first at offset {}: {}); attempt {attempt}, retrying in {delay:?}",
                 failures.len(),
                 offset(first),
                 first.reason
@@ -161,12 +209,21 @@ impl Publisher {
     where
         F: Fn(&Item<'_>) -> HeaderMap,
     {
+        if self.client.connection_state() != State::Connected {
+            // Publishes would only queue in the client until it reconnects.
+            return Err("not connected to NATS (the client is reconnecting)".into());
+        }
         let inbox = self.client.new_inbox();
-        let mut answers = self
-            .client
-            .subscribe(format!("{inbox}.*"))
-            .await
-            .map_err(|e| format!("cannot subscribe to the acknowledgement inbox: {e}"))?;
+        let mut answers =
+            tokio::time::timeout(self.deadline, self.client.subscribe(format!("{inbox}.*")))
+                .await
+                .map_err(|_| {
+                    format!(
+                        "no subscription to the acknowledgement inbox within {:?}",
+                        self.deadline
+                    )
+                })?
+                .map_err(|e| format!("cannot subscribe to the acknowledgement inbox: {e}"))?;
         let mut round = Round {
             indices,
             inbox_prefix: format!("{inbox}."),
@@ -184,27 +241,42 @@ impl Publisher {
             reply.push_str(&round.inbox_prefix);
             reply.push_str(itoa::Buffer::new().format(slot));
             let sent_at = Instant::now();
-            match self
-                .client
-                .publish_with_reply_and_headers(
-                    item.subject.clone(),
-                    Subject::from(reply),
-                    headers(item),
-                    item.payload.clone(),
-                )
-                .await
-            {
-                Ok(()) => {
+            let publish = self.client.publish_with_reply_and_headers(
+                item.subject.clone(),
+                Subject::from(reply),
+                headers(item),
+                item.payload.clone(),
+            );
+            match tokio::time::timeout(self.deadline, publish).await {
+                Ok(Ok(())) => {
                     round.sent.push_back((slot, sent_at));
                     round.waiting += 1;
                 }
-                Err(error) => {
+                Ok(Err(error)) => {
                     round.answered[slot] = true;
                     round.failures.push(Failure {
                         index,
                         transient: !matches!(error.kind(), PublishErrorKind::MaxPayloadExceeded),
                         reason: error.to_string(),
                     });
+                }
+                Err(_) => {
+                    // The client takes no more: the rest of the round waits for the retry.
+                    let reason = format!(
+                        "the client did not take the publish within {:?}",
+                        self.deadline
+                    );
+                    for &index in &indices[slot..] {
+                        round.failures.push(Failure {
+                            index,
+                            transient: true,
+                            reason: reason.clone(),
+                        });
+                    }
+                    for answered in &mut round.answered[slot..] {
+                        *answered = true;
+                    }
+                    break;
                 }
             }
         }

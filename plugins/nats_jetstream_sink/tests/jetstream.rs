@@ -1,101 +1,14 @@
 //! The sink against a real nats-server with JetStream (started per test on a
 //! free loopback port), driven through the real harness binary.
 
-use async_nats::jetstream::{self, consumer, stream};
-use futures_util::StreamExt;
+mod common;
+
+use async_nats::jetstream::{self, stream};
+use common::*;
 use harness_test_support::nats::NatsServer;
 use harness_test_support::*;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
-
-fn sink_library() -> PathBuf {
-    plugin("iggy_connector_nats_jetstream_sink")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn context(url: &str) -> jetstream::Context {
-    jetstream::new(
-        async_nats::connect(url)
-            .await
-            .expect("test client connects"),
-    )
-}
-
-async fn create_stream(js: &jetstream::Context, name: &str, subjects: &[&str]) {
-    js.create_stream(stream::Config {
-        name: name.into(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .expect("stream created");
-}
-
-struct Received {
-    subject: String,
-    headers: Option<async_nats::HeaderMap>,
-    payload: serde_json::Value,
-}
-
-/// Every message of the stream, in stream order (through an ephemeral consumer).
-async fn read_stream(js: &jetstream::Context, name: &str) -> Vec<Received> {
-    let mut stream = js.get_stream(name).await.unwrap();
-    let total = stream.info().await.unwrap().state.messages as usize;
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
-            ack_policy: consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut received = Vec::with_capacity(total);
-    for _ in 0..1000 {
-        if received.len() >= total {
-            break;
-        }
-        let mut batch = consumer
-            .fetch()
-            .max_messages(1000)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .unwrap();
-        while let Some(Ok(message)) = batch.next().await {
-            received.push(Received {
-                subject: message.subject.to_string(),
-                headers: message.headers.clone(),
-                payload: serde_json::from_slice(&message.payload)
-                    .unwrap_or(serde_json::Value::Null),
-            });
-        }
-    }
-    assert_eq!(received.len(), total, "read the whole stream");
-    received
-}
-
-fn header(message: &Received, name: &str) -> Option<String> {
-    let name: async_nats::HeaderName = name.parse().ok()?;
-    message
-        .headers
-        .as_ref()?
-        .get(name)
-        .map(|v| v.as_str().to_string())
-}
-
-fn connection(server: &NatsServer) -> String {
-    format!(
-        "servers = [\"{}\"]\nrequest_timeout = \"2s\"\n",
-        server.url()
-    )
-}
 
 #[test]
 fn messages_arrive_with_templated_subjects_headers_and_ids() {
@@ -175,7 +88,7 @@ fn redelivered_and_replayed_batches_are_dropped_by_the_duplicate_window() {
 }
 
 #[test]
-fn unresolvable_subjects_are_skipped_or_fail_the_batch_as_configured() {
+fn unresolvable_subjects_are_skipped_by_default_or_fail_the_batch_as_configured() {
     let ws = Workspace::new();
     let server = NatsServer::start(ws.dir.path());
     let rt = runtime();
@@ -193,10 +106,7 @@ fn unresolvable_subjects_are_skipped_or_fail_the_batch_as_configured() {
         "skipper",
         &sink_library(),
         "created",
-        &format!(
-            "{}{template}on_unresolved_subject = \"skip\"",
-            connection(&server)
-        ),
+        &format!("{}{template}", connection(&server)),
     );
     let (output, report) = ws.run(&[]);
     assert!(output.status.success(), "{report}");
@@ -208,18 +118,24 @@ fn unresolvable_subjects_are_skipped_or_fail_the_batch_as_configured() {
         "strict",
         &sink_library(),
         "created",
-        &format!("{}{template}", connection(&server)),
+        &format!(
+            "{}{template}on_unresolved_subject = \"fail\"",
+            connection(&server)
+        ),
     );
-    let (output, report) = ws.run(&["--max-attempts", "2"]);
-    assert_eq!(output.status.code(), Some(1), "{report}");
-    let failure = connector(&report, "strict")["failure"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(failure.contains("failed 2 times"), "{failure}");
+    // Offsets committed on poll, as runtime 0.5.x does: the failed batch is lost.
+    let (output, report) = ws.run(&["--commit", "on-poll"]);
+    let strict = connector(&report, "strict");
+    assert_eq!(strict["errors"], 1, "{report}");
+    assert_eq!(strict["messages_out"], 0, "{report}");
     assert!(
         String::from_utf8_lossy(&output.stderr)
             .contains("message at offset 0: payload field `region` is missing")
+    );
+    assert_eq!(
+        rt.block_on(read_stream(&js, "ORDERS")).len(),
+        8,
+        "nothing of the failed batch was published"
     );
 }
 
@@ -356,7 +272,7 @@ fn a_server_crash_mid_run_loses_and_duplicates_nothing() {
     );
     ws.sink("to_nats", &sink_library(), "created", &config);
     let (output, report) = std::thread::scope(|scope| {
-        let run = scope.spawn(|| ws.run(&["--max-attempts", "50"]));
+        let run = scope.spawn(|| ws.run(&["--max-attempts", "50", "--commit", "after-consume"]));
         // Crash the server once part of the topic is published.
         let probe = runtime();
         probe.block_on(async {

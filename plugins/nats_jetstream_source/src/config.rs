@@ -11,6 +11,7 @@
 use async_nats::datetime::{DateTime, parse_rfc3339};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use iggy_connector_shared::PayloadSchema;
+use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::duration::serde_duration;
 use iggy_connector_shared::nats::NatsConnection;
 use serde::Deserialize;
@@ -34,8 +35,18 @@ pub struct SourceConfig {
     /// How long a fetch waits for the first message when there is none.
     #[serde(default = "default_max_wait", with = "serde_duration")]
     pub max_wait: Duration,
+    /// Most payload bytes one fetch asks of one consumer, so a batch of
+    /// large messages stays bounded in memory.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// How often a source whose stream does not exist yet looks for it.
+    #[serde(default = "default_stream_check_interval", with = "serde_duration")]
+    pub stream_check_interval: Duration,
     #[serde(default)]
     pub schema: PayloadSchema,
+    /// What becomes of a message the runtime would refuse under `schema`.
+    #[serde(default)]
+    pub invalid_messages: InvalidMessages,
     /// Headers added to every message besides the NATS headers.
     #[serde(default = "all_metadata_headers")]
     pub metadata_headers: Vec<MetadataHeader>,
@@ -157,6 +168,19 @@ fn default_batch_size() -> usize {
 
 fn default_max_wait() -> Duration {
     Duration::from_millis(500)
+}
+
+/// 16 MiB: a full default batch of messages up to 16 KiB each, and a small
+/// multiple of NATS's default 1 MiB max_payload.
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+const MAX_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024 * 1024;
+
+fn default_max_bytes() -> usize {
+    DEFAULT_MAX_BYTES
+}
+
+fn default_stream_check_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 // Longer than the runtime's 30 s wait for a batch result, so NATS does not
@@ -301,6 +325,19 @@ impl SourceConfig {
         if self.max_wait < Duration::from_millis(1) {
             return Err("max_wait: must be at least 1ms".into());
         }
+        if !MAX_BYTES_RANGE.contains(&self.max_bytes) {
+            return Err(format!(
+                "max_bytes: must be between {} and {}, got {}",
+                MAX_BYTES_RANGE.start(),
+                MAX_BYTES_RANGE.end(),
+                self.max_bytes
+            ));
+        }
+        if !(Duration::from_millis(10)..=Duration::from_secs(600))
+            .contains(&self.stream_check_interval)
+        {
+            return Err("stream_check_interval: must be between 10ms and 10m".into());
+        }
         if !self.consumers.is_empty() && self.default_consumer.is_some() {
             return Err("consumers and default_consumer: give one or the other, not both".into());
         }
@@ -380,6 +417,9 @@ mod tests {
         assert_eq!(config.stream, "ORDERS");
         assert_eq!(config.batch_size, 1000);
         assert_eq!(config.max_wait, Duration::from_millis(500));
+        assert_eq!(config.max_bytes, DEFAULT_MAX_BYTES);
+        assert_eq!(config.invalid_messages, InvalidMessages::Skip);
+        assert_eq!(config.stream_check_interval, Duration::from_secs(1));
         assert_eq!(config.schema, PayloadSchema::Raw);
         assert_eq!(config.metadata_headers, all_metadata_headers());
         assert!(config.consumers.is_empty() && config.default_consumer.is_none());
@@ -477,6 +517,11 @@ mod tests {
             (r#""stream":"OR.DERS""#, "stream:"),
             (r#""stream":"S","batch_size":0"#, "batch_size"),
             (r#""stream":"S","max_wait":0"#, "max_wait"),
+            (r#""stream":"S","max_bytes":100"#, "max_bytes"),
+            (
+                r#""stream":"S","stream_check_interval":"1ms""#,
+                "stream_check_interval",
+            ),
             (
                 r#""stream":"S","consumers":[{"durable_name":"a.b"}]"#,
                 "consumers[0].durable_name",

@@ -87,6 +87,21 @@ impl Mapper {
         })
     }
 
+    /// A produced message's place in the stream, for logs: its stream
+    /// sequence (the low half of its id) and, when carried, its subject.
+    pub fn describe(&self, message: &ProducedMessage) -> String {
+        let sequence = message.id.map_or(0, |id| id as u64);
+        let subject = self
+            .subject_key
+            .as_ref()
+            .and_then(|key| message.headers.as_ref()?.get(key))
+            .and_then(|value| value.as_str().ok());
+        match subject {
+            Some(subject) => format!("stream sequence {sequence} (subject `{subject}`)"),
+            None => format!("stream sequence {sequence}"),
+        }
+    }
+
     pub fn prepare(&self, delivery: Delivery) -> Prepared {
         let async_nats::Message {
             subject,

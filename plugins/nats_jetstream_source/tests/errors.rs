@@ -1,5 +1,6 @@
 //! Bad configurations and unreachable servers make `open` fail with an
-//! ERROR line naming the field or consumer at fault (`iggy-harness check`).
+//! ERROR line naming the field or consumer at fault (`iggy-harness check`);
+//! a stream that does not exist yet is named in a WARN line and waited for.
 
 mod common;
 
@@ -121,14 +122,50 @@ fn an_unreachable_server_is_a_clear_error_without_the_password() {
     );
 }
 
+/// Opens the source once through `iggy-harness check`, expecting it to
+/// open; returns its WARN lines.
+fn open_warnings_with_env(
+    ws: &Workspace,
+    plugin_config: &str,
+    env: &[(&str, &str)],
+) -> Vec<String> {
+    write_source(ws, plugin_config);
+    let file = ws.connectors().join(format!("{KEY}.toml"));
+    let output = Command::new(harness_binary())
+        .args(["--json", "check", file.to_str().expect("UTF-8 path")])
+        .envs(env.iter().copied())
+        .current_dir(ws.dir.path())
+        .output()
+        .expect("the harness runs");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(report["ok"], true, "the source must open: {report}");
+    report["log"]
+        .as_array()
+        .expect("log lines")
+        .iter()
+        .filter(|line| line["level"] == "WARN")
+        .map(|line| line["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 #[test]
-fn a_missing_stream_is_named() {
+fn a_missing_stream_is_named_and_waited_for() {
     let ws = Workspace::new();
     let nats = Nats::start(&ws);
-    let errors = open_errors(&ws, &plugin_config(&nats, ""));
+    let warnings = open_warnings_with_env(&ws, &plugin_config(&nats, ""), &[]);
     assert_one_names(
-        &errors,
-        &["stream `ORDERS`", "setting `stream`", "not found"],
+        &warnings,
+        &[
+            "stream `ORDERS`",
+            "setting `stream`",
+            "does not exist",
+            "waiting",
+        ],
     );
 }
 
@@ -175,9 +212,13 @@ fn a_password_from_the_environment_is_used_and_never_shown() {
          [plugin_config.auth]\nuser = \"iggy\"\npassword = {{ env = \"NATS_SOURCE_PASSWORD\" }}\n",
         server.url()
     );
-    // The right password connects: what fails next is the stream nobody made.
-    let errors = open_errors_with_env(&ws, &config, &[("NATS_SOURCE_PASSWORD", "env-s3cret")]);
-    assert_one_names(&errors, &["stream `ORDERS`", "not found"]);
+    // The right password connects, and the source waits for the stream nobody made.
+    let warnings = open_warnings_with_env(&ws, &config, &[("NATS_SOURCE_PASSWORD", "env-s3cret")]);
+    assert_one_names(&warnings, &["stream `ORDERS`", "does not exist"]);
+    assert!(
+        warnings.iter().all(|w| !w.contains("env-s3cret")),
+        "{warnings:#?}"
+    );
     let errors = open_errors_with_env(&ws, &config, &[("NATS_SOURCE_PASSWORD", "wrong-s3cret")]);
     assert_one_names(&errors, &["cannot connect to NATS at"]);
     let errors = open_errors(&ws, &config);

@@ -5,7 +5,7 @@
 use crate::process::{ServerProcess, free_port, require_binary};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ pub struct InfluxServer {
     pub port: u16,
     admin: Option<(String, String)>,
     process: ServerProcess,
+    config_file: PathBuf,
 }
 
 impl InfluxServer {
@@ -40,11 +41,6 @@ impl InfluxServer {
     }
 
     pub fn start_with(dir: &Path, options: &InfluxOptions) -> Self {
-        let binary = require_binary(
-            "influxd",
-            &["/usr/bin/influxd", "/usr/local/bin/influxd"],
-            "run scripts/install-test-deps (Debian package influxdb)",
-        );
         let root = dir.join("influxdb");
         std::fs::create_dir_all(&root).expect("influxdb dir");
         let (port, rpc_port) = (free_port(), free_port());
@@ -67,14 +63,11 @@ impl InfluxServer {
         );
         let config_file = root.join("influxdb.conf");
         std::fs::write(&config_file, config).expect("influxdb config");
-        let mut command = Command::new(binary);
-        command.arg("run").arg("-config").arg(&config_file);
-        let mut process = ServerProcess::spawn("influxd", command, &root.join("influxd.log"));
-        process.await_port(port, Duration::from_secs(30));
         let server = Self {
             port,
             admin: options.admin.clone(),
-            process,
+            process: launch(&config_file, port),
+            config_file,
         };
         server.await_ping();
         if let Some((user, password)) = &options.admin {
@@ -103,6 +96,22 @@ impl InfluxServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("influxd never answered /ping; log:\n{}", self.log_tail());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid().expect("influxd is running")
+    }
+
+    /// Kills influxd (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.process.stop();
+    }
+
+    /// Starts influxd again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.process.stop();
+        self.process = launch(&self.config_file, self.port);
+        self.await_ping();
     }
 
     pub fn url(&self) -> String {
@@ -189,6 +198,20 @@ impl InfluxServer {
             None => String::new(),
         }
     }
+}
+
+fn launch(config_file: &Path, port: u16) -> ServerProcess {
+    let binary = require_binary(
+        "influxd",
+        &["/usr/bin/influxd", "/usr/local/bin/influxd"],
+        "run scripts/install-test-deps (Debian package influxdb)",
+    );
+    let mut command = Command::new(binary);
+    command.arg("run").arg("-config").arg(config_file);
+    let log = config_file.with_file_name("influxd.log");
+    let mut process = ServerProcess::spawn("influxd", command, &log);
+    process.await_port(port, Duration::from_secs(30));
+    process
 }
 
 /// One HTTP/1.0 request (so the answer is never chunked); status and body.

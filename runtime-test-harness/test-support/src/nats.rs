@@ -19,6 +19,30 @@ pub struct NatsServer {
     process: Option<ServerProcess>,
 }
 
+/// The nats-server the tests run: `NATS_SERVER` when set (scripts/test runs
+/// the NATS suites a second time with Debian's 2.9 this way), else the
+/// current release scripts/install-test-deps builds with `go install`, which
+/// is what users run; never a silent fall-back to another version.
+pub fn binary() -> PathBuf {
+    if let Some(chosen) = std::env::var_os("NATS_SERVER") {
+        let chosen = PathBuf::from(chosen);
+        assert!(
+            chosen.is_file(),
+            "NATS_SERVER={} is not a file",
+            chosen.display()
+        );
+        return chosen;
+    }
+    let current = crate::process::install_root()
+        .map(|root| root.join("nats-server/bin/nats-server"))
+        .unwrap_or_default();
+    require_binary(
+        "nats-server",
+        &[current.to_str().unwrap_or_default()],
+        "run scripts/install-test-deps (go install of nats-server)",
+    )
+}
+
 impl NatsServer {
     pub fn start(dir: &Path) -> Self {
         Self::start_with::<&str>(dir, &[])
@@ -64,16 +88,7 @@ impl NatsServer {
     }
 
     fn launch(&mut self) {
-        let binary = require_binary(
-            "nats-server",
-            &[
-                "/usr/sbin/nats-server",
-                "/usr/bin/nats-server",
-                "/usr/local/bin/nats-server",
-            ],
-            "run scripts/install-test-deps (Debian package nats-server)",
-        );
-        let mut command = Command::new(binary);
+        let mut command = Command::new(binary());
         match &self.config {
             Some(config) => command.arg("-c").arg(config),
             None => command

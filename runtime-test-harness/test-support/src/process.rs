@@ -7,7 +7,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,12 +37,47 @@ pub fn free_port() -> u16 {
 }
 
 /// The first existing path among `candidates`, or a loud failure saying how to install it.
+/// Where scripts/install-test-deps puts the servers it builds or downloads
+/// through a package client: the user's cache, so a second run is fast.
+pub fn install_root() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map(|cache| cache.join("iggy-connectors"))
+}
+
 pub fn require_binary(name: &str, candidates: &[&str], install: &str) -> PathBuf {
     candidates
         .iter()
         .map(PathBuf::from)
         .find(|path| path.is_file())
         .unwrap_or_else(|| panic!("{name} is not installed (looked in {candidates:?}); {install}"))
+}
+
+/// Polls `condition` every 20 ms until it gives a value, for at most `limit`.
+pub fn wait_until<T>(limit: Duration, mut condition: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(value) = condition() {
+            return Some(value);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How `child` exited, if it did within `limit` of `started`; a child still
+/// running then is killed, so a hung run fails its test instead of outliving it.
+pub fn exit_within(child: &mut Child, started: Instant, limit: Duration) -> Option<ExitStatus> {
+    let left = limit.saturating_sub(started.elapsed());
+    let status = wait_until(left, || child.try_wait().expect("the child's status"));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
 }
 
 pub fn wait_for_port(port: u16, limit: Duration) -> bool {

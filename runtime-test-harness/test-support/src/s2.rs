@@ -22,10 +22,7 @@ pub struct S2Lite {
 /// The s2-lite `server` binary: from the install root scripts/install-test-deps
 /// uses, else from PATH; a loud failure when neither has it.
 pub fn binary() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
-    let installed = cache.map(|c| c.join("iggy-connectors/s2-lite/bin/server"));
+    let installed = crate::process::install_root().map(|root| root.join("s2-lite/bin/server"));
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
@@ -217,16 +214,4 @@ impl Drop for BackgroundRun {
     }
 }
 
-/// Polls `condition` every 20 ms until it gives a value, for at most `limit`.
-pub fn wait_until<T>(limit: Duration, mut condition: impl FnMut() -> Option<T>) -> Option<T> {
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(value) = condition() {
-            return Some(value);
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use crate::process::wait_until;

@@ -31,12 +31,14 @@ impl Session {
             }
             let consumer = Arc::clone(&reader.consumer);
             let mapper = Arc::clone(&self.mapper);
-            let max_wait = self.max_wait;
+            let limits = fetch::Limits {
+                max_messages: room,
+                max_bytes: self.max_bytes,
+                max_wait: self.max_wait,
+            };
             let handle = self.fetches.spawn(async move {
-                let prepared = fetch::fetch(consumer, room, max_wait, |delivery| {
-                    mapper.prepare(delivery)
-                })
-                .await;
+                let prepared =
+                    fetch::fetch(consumer, limits, |delivery| mapper.prepare(delivery)).await;
                 (index, prepared)
             });
             reader.fetch = Some((handle.id(), self.watch.stamp()));
@@ -131,12 +133,14 @@ impl Session {
     /// Bounded mode: a consumer whose fetch found nothing is done once the
     /// stream is known to be past the bound (see `BoundWatch`).
     pub(super) async fn conclude_empty_readers(&mut self, came_back_empty: &[(usize, u64)]) {
-        let Some(rules) = &self.rules else { return };
+        let (Some(rules), Some(stream)) = (&self.rules, &self.stream) else {
+            return;
+        };
         if came_back_empty.is_empty() || !rules.has_bound() {
             return;
         }
         if !self.watch.is_passed() {
-            match self.stream.get_info().await {
+            match stream.get_info().await {
                 Ok(info) if rules.stream_passed(info.state.last_sequence, now_micros()) => {
                     self.watch.mark_passed();
                 }

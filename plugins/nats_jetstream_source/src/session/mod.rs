@@ -7,6 +7,7 @@
 //! batch; a Nack then waits for those fetches and NAKs everything held, in
 //! order, so the consumer sends it all again from the first NAKed message.
 
+mod attach;
 mod gather;
 mod results;
 
@@ -21,6 +22,7 @@ use async_nats::jetstream::stream::Stream;
 use gather::Gathered;
 use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
+use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::{Counters, RateLog};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,9 @@ const COUNTERS: [&str; 7] = [
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How long a finished (bounded) source sleeps in each poll.
 const FINISHED_PAUSE: Duration = Duration::from_secs(1);
+/// The most `close` waits for outstanding acks and the final flush: with the
+/// server gone, async-nats would wait for a reconnect that may never come.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 
 /// A fetch task's output: the reader's index and what it brought, mapped.
 type FetchOutput = (usize, fetch::Fetched<Prepared>);
@@ -46,7 +51,11 @@ type FetchResult = Result<(tokio::task::Id, FetchOutput), JoinError>;
 pub struct Session {
     id: u32,
     client: async_nats::Client,
-    stream: Stream,
+    /// `None` until the stream exists (see `attach`).
+    stream: Option<Stream>,
+    /// While the stream does not exist: the settings to attach with.
+    waiting: Option<SourceConfig>,
+    stream_check_interval: Duration,
     readers: Vec<Reader>,
     fetches: JoinSet<FetchOutput>,
     /// Acks of committed batches still awaiting the server's confirmation.
@@ -55,6 +64,8 @@ pub struct Session {
     schema: Schema,
     batch_size: usize,
     max_wait: Duration,
+    max_bytes: usize,
+    invalid_messages: InvalidMessages,
     rules: Option<StopRules>,
     watch: BoundWatch,
     /// Progress stored in Iggy (acknowledged by the runtime).
@@ -80,73 +91,48 @@ impl Session {
             Mapper::new(&config.stream, &config.metadata_headers)
                 .map_err(Error::InvalidConfigValue)?,
         );
-        let (client, stream) = client::connect(&config.connection, &config.stream)
+        let client = client::connect(&config.connection)
             .await
             .map_err(Error::InitError)?;
-        let stream_info = stream.cached_info();
-        let specs = plan::plan(&config, &stream_info.config.subjects).map_err(Error::InitError)?;
-        let mut committed = Progress::restore(state, &config.stream, id);
-        if config.stop.as_ref().is_some_and(|s| s.at_last_sequence)
-            && committed.last_sequence_at_start.is_none()
-        {
-            committed.last_sequence_at_start = Some(stream_info.state.last_sequence);
-        }
-        let rules = config
-            .stop
-            .as_ref()
-            .map(|s| StopRules::new(s, committed.last_sequence_at_start));
-        let mut readers = Vec::with_capacity(specs.len());
-        // A finished bounded source reads nothing, so its consumers are left alone.
-        if !committed.finished {
-            for spec in &specs {
-                let opened = consumers::open(&stream, spec, committed.last(&spec.name))
-                    .await
-                    .map_err(Error::InitError)?;
-                committed
-                    .consumers
-                    .insert(spec.name.clone(), opened.position);
-                readers.push(Reader::new(spec.name.clone(), opened));
-            }
-            committed
-                .consumers
-                .retain(|name, _| specs.iter().any(|s| &s.name == name));
-        }
-        let names: Vec<String> = specs
-            .iter()
-            .map(|s| format!("`{}` ({})", s.name, s.filter.as_deref().unwrap_or(">")))
-            .collect();
-        tracing::info!(
-            "NATS JetStream source {id} reads stream `{}` on {} through {}{}",
-            config.stream,
-            config.connection.servers_for_logs(),
-            names.join(", "),
-            if committed.finished {
-                "; it finished its bounded read earlier and produces nothing more"
-            } else {
-                ""
-            }
-        );
-        Ok(Self {
+        let stream = client::find_stream(&client, &config.connection, &config.stream)
+            .await
+            .map_err(Error::InitError)?;
+        let mut session = Self {
             id,
             client,
-            stream,
-            readers,
+            stream: None,
+            waiting: None,
+            stream_check_interval: config.stream_check_interval,
+            readers: Vec::new(),
             fetches: JoinSet::new(),
             confirmations: JoinSet::new(),
             mapper,
             schema: config.schema.into(),
             batch_size: config.batch_size,
             max_wait: config.max_wait,
-            rules,
+            max_bytes: config.max_bytes,
+            invalid_messages: config.invalid_messages,
+            rules: None,
             watch: BoundWatch::default(),
-            committed,
+            committed: Progress::restore(state, &config.stream, id),
             staged: None,
             counters: Counters::new(&COUNTERS),
             rate_log: RateLog::new(),
-        })
+        };
+        match stream {
+            Some(stream) => session
+                .attach(stream, &config)
+                .await
+                .map_err(Error::InitError)?,
+            None => session.wait_for_stream(config),
+        }
+        Ok(session)
     }
 
     pub async fn poll(&mut self) -> Result<ProducedMessages, Error> {
+        if !self.look_for_stream().await? {
+            return Ok(self.batch(Vec::new(), None));
+        }
         if self.committed.finished {
             tokio::time::sleep(FINISHED_PAUSE).await;
             return Ok(self.batch(Vec::new(), None));
@@ -188,6 +174,14 @@ impl Session {
         Ok(self.batch(gathered.messages, state))
     }
 
+    pub fn invalid_messages(&self) -> InvalidMessages {
+        self.invalid_messages
+    }
+
+    pub fn describe(&self, message: &ProducedMessage) -> String {
+        self.mapper.describe(message)
+    }
+
     pub async fn on_batch_result(&mut self, result: SourceBatchResult) {
         match result {
             SourceBatchResult::Ack => self.commit().await,
@@ -199,10 +193,24 @@ impl Session {
 
     pub async fn close(&mut self) {
         self.fetches.abort_all();
-        self.settle_acks(0).await;
-        // Acks are fire-and-forget but for the last of each batch; send what is queued.
-        if let Err(error) = self.client.flush().await {
-            tracing::warn!("NATS JetStream source {}: flush on close: {error}", self.id);
+        let finish = async {
+            self.settle_acks(0).await;
+            // Acks are fire-and-forget but for the last of each batch; send what is queued.
+            self.client.flush().await
+        };
+        match tokio::time::timeout(CLOSE_LIMIT, finish).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!("NATS JetStream source {}: flush on close: {error}", self.id)
+            }
+            Err(_) => {
+                // Unconfirmed acks lose nothing: the saved progress skips what NATS resends.
+                self.confirmations.abort_all();
+                tracing::warn!(
+                    "NATS JetStream source {}: the server did not confirm the last acks within {CLOSE_LIMIT:?}; closing without them",
+                    self.id
+                );
+            }
         }
         tracing::info!(
             "NATS JetStream source {} closed: {}",
@@ -230,11 +238,14 @@ impl Session {
         if !self.readers.iter().any(lost) {
             return Ok(());
         }
+        let Some(stream) = &self.stream else {
+            return Ok(());
+        };
         // Acks still on their way belong to the consumer about to go.
-        self.settle_acks(0).await;
+        while self.confirmations.join_next().await.is_some() {}
         for reader in self.readers.iter_mut().filter(|r| lost(r)) {
             let position = self.committed.last(&reader.name).unwrap_or_default();
-            let opened = consumers::reposition(&self.stream, &reader.config, position)
+            let opened = consumers::reposition(stream, &reader.config, position)
                 .await
                 .map_err(Error::Connection)?;
             tracing::info!(
