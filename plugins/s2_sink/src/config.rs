@@ -2,6 +2,7 @@
 //! `[plugin_config]`, then where and how records are appended.
 
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::retry::{RetryPolicy, outage_policy};
 use iggy_connector_shared::s2::S2Connection;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -29,10 +30,23 @@ pub struct SinkConfig {
     /// writes to it, to find that partition's last record.
     #[serde(default)]
     pub read_back: ReadBack,
+    /// How a write that failed for a passing reason (the server unreachable
+    /// or overloaded, a timeout) is tried again: by default for up to five
+    /// minutes, since the runtime has committed the batch already.
+    #[serde(default = "RetryPolicy::outage", deserialize_with = "outage_policy")]
+    pub retry: RetryPolicy,
+    /// One attempt at writing a batch (learning the stream, reading back,
+    /// appending) gives up after this and counts as a transient failure.
+    #[serde(default = "default_attempt_timeout", with = "serde_duration")]
+    pub attempt_timeout: Duration,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_attempt_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +134,14 @@ impl SinkConfig {
         if self.read_back.timeout.is_zero() {
             return Err("read_back.timeout must be greater than zero".into());
         }
+        self.retry.validate()?;
+        // A read-back cut by the attempt's end would be cut again each time.
+        if self.attempt_timeout <= self.read_back.timeout {
+            return Err(format!(
+                "attempt_timeout ({:?}) must be longer than read_back.timeout ({:?})",
+                self.attempt_timeout, self.read_back.timeout
+            ));
+        }
         if let Some(upsert) = &self.upsert {
             if upsert.key_fields.is_empty() || upsert.key_fields.iter().any(String::is_empty) {
                 return Err("upsert.key_fields: give at least one payload field".into());
@@ -167,6 +189,19 @@ mod tests {
         let c = parse(&format!(r#"{{{BASE},"read_back":{{"records":500}}}}"#)).unwrap();
         assert_eq!(c.read_back.records, 500);
         assert_eq!(c.read_back.timeout, ReadBack::default().timeout);
+        assert_eq!(c.retry, RetryPolicy::outage());
+        assert_eq!(c.attempt_timeout, Duration::from_secs(60));
+        let c = parse(&format!(
+            r#"{{{BASE},"retry":{{"max_elapsed":"20s"}},"attempt_timeout":"45s"}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.retry.max_elapsed, Some(Duration::from_secs(20)));
+        assert_eq!(
+            c.retry.max_attempts,
+            u32::MAX,
+            "the rest stays the outage policy"
+        );
+        assert_eq!(c.attempt_timeout, Duration::from_secs(45));
     }
 
     #[test]
@@ -206,6 +241,15 @@ mod tests {
                 "read_back.timeout",
             ),
             (format!(r#"{{{BASE},"read_back":{{"recs":5}}}}"#), "recs"),
+            (
+                format!(r#"{{{BASE},"retry":{{"jitter":2.0}}}}"#),
+                "retry.jitter",
+            ),
+            (format!(r#"{{{BASE},"retry":{{"tries":2}}}}"#), "tries"),
+            (
+                format!(r#"{{{BASE},"attempt_timeout":"10s"}}"#),
+                "attempt_timeout",
+            ),
         ];
         for (json, expected) in cases {
             let error = parse(&json).unwrap_err();

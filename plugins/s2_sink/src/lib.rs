@@ -14,25 +14,31 @@ use config::SinkConfig;
 use iggy_connector_sdk::{
     ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata, sink_connector,
 };
+use iggy_connector_shared::retry::retry;
 use iggy_connector_shared::{Counters, RateLog};
 use mapping::{Mapper, Position};
 use s2_sdk::types::{AppendRecord, FencingToken};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use stream_template::StreamTemplate;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 use upsert::Upsert;
-use writer::Writer;
+use writer::{WriteError, Writer};
 
 sink_connector!(S2Sink);
+iggy_connector_shared::connector_debug!(S2Sink);
 
 /// Records with the Iggy offset each came from, in offset order.
 type OffsetRecords = Vec<(u64, AppendRecord)>;
 
-const COUNTERS: [&str; 5] = [
+const COUNTERS: [&str; 7] = [
     "appended",
     "skipped_duplicates",
+    "skipped_invalid",
     "resyncs",
     "read_backs_cut",
+    "retried_attempts",
     "failed_batches",
 ];
 
@@ -63,7 +69,11 @@ impl S2Sink {
         }
     }
 
-    /// The batch's records grouped by target stream, each group in offset order.
+    /// The batch's records grouped by target stream, each group in offset
+    /// order. A message that cannot become a record (no stream name, no
+    /// upsert key, over S2's record size) is skipped, counted and logged:
+    /// failing the batch for it would lose the whole batch, as the runtime
+    /// has committed it already.
     fn records(
         &self,
         connected: &Connected,
@@ -71,24 +81,82 @@ impl S2Sink {
         partition: u32,
         source: &str,
         messages: &[ConsumedMessage],
-    ) -> Result<Vec<(String, OffsetRecords)>, String> {
+    ) -> Vec<(String, OffsetRecords)> {
         let mut groups: Vec<(String, OffsetRecords)> = Vec::new();
         for message in messages {
-            let at = |e: String| format!("message at offset {}: {e}", message.offset);
             let target = match (connected.template.per_batch(), groups.first()) {
-                (true, Some((name, _))) => name.clone(),
-                _ => connected
-                    .template
-                    .render(topic, partition, message)
-                    .map_err(at)?,
+                (true, Some((name, _))) => Ok(name.clone()),
+                _ => connected.template.render(topic, partition, message),
             };
-            let record = connected.mapper.record(source, message).map_err(at)?;
+            let mapped = target.and_then(|target| {
+                let record = connected.mapper.record(source, message)?;
+                Ok((target, record))
+            });
+            let (target, record) = match mapped {
+                Ok(mapped) => mapped,
+                Err(e) => {
+                    self.counters.add("skipped_invalid", 1);
+                    tracing::warn!(
+                        "S2 sink {}: skipped the message at offset {} of {source}: {e}",
+                        self.id,
+                        message.offset
+                    );
+                    continue;
+                }
+            };
             match groups.iter_mut().find(|(name, _)| *name == target) {
                 Some((_, records)) => records.push((message.offset, record)),
                 None => groups.push((target, vec![(message.offset, record)])),
             }
         }
-        Ok(groups)
+        groups
+    }
+
+    /// Writes one stream's records, trying again through an outage of the
+    /// target as `retry` allows; each attempt is bounded by `attempt_timeout`.
+    async fn write(
+        &self,
+        connected: &Connected,
+        stream: &str,
+        source: &str,
+        records: &OffsetRecords,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let attempts = AtomicU32::new(0);
+        let limit = self.config.attempt_timeout;
+        let what = format!("S2 sink {}: writing to stream `{stream}`", self.id);
+        let written = retry(&self.config.retry, &what, |attempt| {
+            attempts.store(attempt, Ordering::Relaxed);
+            async move {
+                let mut writer = connected.writer.lock().await;
+                let attempt = tokio::time::timeout(limit, writer.write(stream, source, records));
+                match attempt.await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // Cut mid-append: what landed is learned again.
+                        writer.forget(stream);
+                        Err(WriteError::timed_out(limit))
+                    }
+                }
+            }
+        })
+        .await;
+        let attempts = attempts.load(Ordering::Relaxed);
+        self.counters
+            .add("retried_attempts", u64::from(attempts.saturating_sub(1)));
+        let outcome = written.map_err(|e| e.to_string())?;
+        if attempts > 1 {
+            tracing::info!(
+                "S2 sink {}: stream `{stream}` written again after {attempts} attempts over {:.1?}",
+                self.id,
+                started.elapsed()
+            );
+        }
+        self.counters.add("appended", outcome.appended);
+        self.counters.add("skipped_duplicates", outcome.skipped);
+        self.counters.add("resyncs", outcome.resyncs);
+        self.counters.add("read_backs_cut", outcome.read_backs_cut);
+        Ok(())
     }
 }
 
@@ -128,7 +196,10 @@ impl Sink for S2Sink {
         );
         // A fixed stream is checked now, so a wrong endpoint or basin fails `open`.
         if let Some(name) = template.fixed() {
-            writer.prepare(name).await.map_err(Error::Connection)?;
+            writer
+                .prepare(name)
+                .await
+                .map_err(|e| Error::Connection(e.to_string()))?;
         }
         tracing::info!(
             "S2 sink {} appends to `{}` in basin `{}` at {}{}",
@@ -158,26 +229,18 @@ impl Sink for S2Sink {
             .ok_or(Error::InitError("the S2 sink is not open".into()))?;
         let partition = metadata.partition_id;
         let source = Position::source_of(topic, partition);
-        let groups = self
-            .records(connected, topic, partition, &source, &messages)
-            .map_err(|e| {
-                self.counters.add("failed_batches", 1);
-                Error::InvalidRecordValue(e)
-            })?;
-        let mut writer = connected.writer.lock().await;
+        let groups = self.records(connected, topic, partition, &source, &messages);
         for (stream, records) in &groups {
-            match writer.write(stream, &source, records).await {
-                Ok(outcome) => {
-                    self.counters.add("appended", outcome.appended);
-                    self.counters.add("skipped_duplicates", outcome.skipped);
-                    self.counters.add("resyncs", outcome.resyncs);
-                    self.counters.add("read_backs_cut", outcome.read_backs_cut);
-                }
-                Err(reason) => {
-                    self.counters.add("failed_batches", 1);
-                    tracing::error!("S2 sink {}: {reason}", self.id);
-                    return Err(Error::CannotStoreData(reason));
-                }
+            if let Err(reason) = self.write(connected, stream, &source, records).await {
+                self.counters.add("failed_batches", 1);
+                let (first, last) = (messages.first(), messages.last());
+                tracing::error!(
+                    "S2 sink {}: gave up on the batch of offsets {}..={} of {source}: {reason}",
+                    self.id,
+                    first.map_or(0, |m| m.offset),
+                    last.map_or(0, |m| m.offset),
+                );
+                return Err(Error::CannotStoreData(reason));
             }
         }
         self.rate_log

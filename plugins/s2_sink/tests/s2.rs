@@ -322,7 +322,10 @@ fn a_harness_killed_mid_run_and_restarted_leaves_every_message_once() {
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
 
-    run_until_appended(&ws, &[], &rt, &basin, "crash").kill();
+    // Committed after `consume`: with offsets committed on poll (as the
+    // 0.4/0.5 runtime does) the batch in flight at the kill is lost.
+    let after_consume = ["--commit", "after-consume"];
+    run_until_appended(&ws, &after_consume, &rt, &basin, "crash").kill();
     let at_kill = tail(&rt, &basin, "crash");
     assert!(
         at_kill < TOTAL,
@@ -330,7 +333,7 @@ fn a_harness_killed_mid_run_and_restarted_leaves_every_message_once() {
     );
 
     // Uncommitted batches come again; the sink learns what landed and skips it.
-    let (output, report) = ws.run(&[]);
+    let (output, report) = ws.run(&after_consume);
     assert_ran(&output, &report);
     assert_eq!(positions(&rt, &basin, "crash"), offsets(0..TOTAL));
 }
@@ -342,15 +345,18 @@ fn s2_lite_killed_mid_append_fails_the_batch_and_a_restart_on_its_data_leaves_no
     let mut server = S2Lite::start_on_disk(ws.dir.path(), &[BASIN]);
     ws.produce("created", TOTAL);
     let config = format!(
-        "{}stream = \"outage\"\nmax_retries = 1\nretry_policy = \"all\"\n[plugin_config.create_stream]",
+        "{}stream = \"outage\"\nmax_retries = 1\nretry_policy = \"all\"\n[plugin_config.create_stream]\n[plugin_config.retry]\nmax_elapsed = \"1s\"",
         connection(&server)
     );
     ws.sink("to_s2", &sink_library(), "created", &config);
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
 
-    // Two attempts per batch: with s2-lite gone the run gives up and ends.
-    let run = run_until_appended(&ws, &["--max-attempts", "2"], &rt, &basin, "outage");
+    // A retry deadline of 1 s and two attempts per batch in the harness,
+    // which commits only after a batch is written: with s2-lite gone the
+    // sink gives up, the run ends, and the batch comes again next run.
+    let extra = ["--commit", "after-consume", "--max-attempts", "2"];
+    let run = run_until_appended(&ws, &extra, &rt, &basin, "outage");
     server.kill();
     let output = run.wait();
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -418,4 +424,178 @@ fn the_first_read_back_stops_at_its_bound() {
     let log = replay("unbounded", "");
     assert!(!log.contains("the `read_back` bound"), "{log}");
     assert_eq!(tail(&rt, &basin, "shared"), 3200);
+}
+
+/// Sends SIGSTOP or SIGCONT to a process by PID.
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+#[test]
+fn messages_that_cannot_become_records_are_skipped_and_the_rest_of_the_batch_written() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    // Over S2's 1 MiB metered record limit with the headers the sink adds.
+    let blob = "x".repeat(1024 * 1024);
+    let lines = [
+        r#"{"id":1,"op":"c"}"#.to_string(),
+        r#"{"op":"c"}"#.to_string(),
+        format!(r#"{{"id":3,"op":"c","blob":"{blob}"}}"#),
+        r#"{"id":4,"op":"merge"}"#.to_string(),
+        r#"{"id":5,"op":"u"}"#.to_string(),
+    ]
+    .join("\n");
+    ws.produce_lines("changes", &lines, false);
+    let config = format!(
+        "{}stream = \"table\"\n[plugin_config.create_stream]\n[plugin_config.upsert]\nkey_fields = [\"id\"]\naction_field = \"op\"",
+        connection(&server)
+    );
+    ws.sink("upsert", &sink_library(), "changes", &config);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    let sink = connector(&report, "upsert");
+    assert_eq!(sink["errors"], 0, "{report}");
+    assert_eq!(sink["messages_out"], 5, "{report}");
+
+    let rt = runtime();
+    let records = rt.block_on(data_records(&server.basin_client(&rt, BASIN), "table"));
+    let written: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                header(r, "@iggy-position").unwrap(),
+                header(r, "@key").unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("orders/changes/1@0", r#"{"id":1}"#),
+        ("orders/changes/1@4", r#"{"id":5}"#),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(p, k)| (p.to_string(), k.to_string()))
+        .collect();
+    assert_eq!(written, expected);
+    let log = String::from_utf8_lossy(&output.stderr);
+    for (offset, reason) in [
+        (1, "key field `id` is missing"),
+        (2, "record too large for S2"),
+        (3, "action `merge`"),
+    ] {
+        let line = format!("skipped the message at offset {offset} of orders/changes/1: ");
+        assert!(
+            log.lines().any(|l| l.contains(&line) && l.contains(reason)),
+            "offset {offset}: {log}"
+        );
+    }
+}
+
+/// Offsets are committed when polled, as the 0.4/0.5 runtime does: a batch
+/// the sink gave up on would be lost, so it rides the outage out.
+fn outage_loses_and_repeats_nothing(stream: &str, outage: impl FnOnce(&mut S2Lite)) {
+    const TOTAL: u64 = 30_000;
+    let ws = Workspace::new();
+    let mut server = S2Lite::start_on_disk(ws.dir.path(), &[BASIN]);
+    ws.produce("created", TOTAL);
+    let config = format!(
+        "{}stream = \"{stream}\"\nretry_policy = \"all\"\n[plugin_config.create_stream]",
+        connection(&server)
+    );
+    ws.sink("to_s2", &sink_library(), "created", &config);
+    let rt = runtime();
+    let basin = server.basin_client(&rt, BASIN);
+    let run = run_until_appended(&ws, &["--commit", "on-poll"], &rt, &basin, stream);
+    outage(&mut server);
+    let output = run.wait();
+    let log = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no report ({e}): {log}"));
+    let sink = connector(&report, "to_s2");
+    assert_eq!(sink["errors"], 0, "{report}\n{log}");
+    assert_eq!(sink["messages_out"], TOTAL, "{report}\n{log}");
+    assert!(
+        log.contains("failed with a transient error, retrying"),
+        "the outage was met: {log}"
+    );
+    assert!(log.contains("written again after"), "{log}");
+
+    let basin = server.basin_client(&rt, BASIN);
+    assert_eq!(positions(&rt, &basin, stream), offsets(0..TOTAL));
+}
+
+#[test]
+fn s2_lite_killed_for_20_s_while_messages_flow_loses_and_repeats_nothing() {
+    outage_loses_and_repeats_nothing("killed", |server| {
+        server.kill();
+        std::thread::sleep(Duration::from_secs(20));
+        server.restart();
+    });
+}
+
+#[test]
+fn s2_lite_stopped_for_20_s_while_messages_flow_loses_and_repeats_nothing() {
+    outage_loses_and_repeats_nothing("stopped", |server| {
+        let pid = server.pid();
+        signal(pid, "STOP");
+        std::thread::sleep(Duration::from_secs(20));
+        signal(pid, "CONT");
+    });
+}
+
+#[test]
+fn close_returns_soon_while_a_batch_waits_for_a_killed_s2_lite() {
+    const RUN: Duration = Duration::from_secs(5);
+    // The harness waits this long for a busy consume before it closes
+    // anyway (runtime/src/manager/sink.rs, stop_connector).
+    const STOP_WAIT: Duration = Duration::from_secs(5);
+    let ws = Workspace::new();
+    let mut server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    ws.produce("created", 30_000);
+    let config = format!(
+        "{}stream = \"closing\"\n[plugin_config.create_stream]",
+        connection(&server)
+    );
+    ws.sink("to_s2", &sink_library(), "created", &config);
+    let rt = runtime();
+    let basin = server.basin_client(&rt, BASIN);
+    let started = std::time::Instant::now();
+    let args = ws.run_args(&["--duration", "5s", "--commit", "on-poll"]);
+    let mut run = std::process::Command::new(harness_binary())
+        .args(&args)
+        .current_dir(ws.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("harness starts");
+    let appended = wait_until(Duration::from_secs(20), || {
+        (tail(&rt, &basin, "closing") >= 1000).then_some(())
+    });
+    server.kill();
+    assert!(appended.is_some(), "the sink never appended");
+    // The sink retries for minutes; the run must still end: stop at 5 s,
+    // the stop wait, then close within 10 s.
+    let ended = wait_until(RUN + STOP_WAIT + Duration::from_secs(15), || {
+        run.try_wait().expect("harness status")
+    });
+    let elapsed = started.elapsed();
+    if ended.is_none() {
+        let _ = run.kill();
+    }
+    let output = run.wait_with_output().expect("harness output");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(ended.is_some(), "still running after {elapsed:?}: {log}");
+    assert!(
+        elapsed < RUN + STOP_WAIT + Duration::from_secs(10),
+        "closed {elapsed:?} after the start: {log}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no report ({e}): {log}"));
+    // `error` if close returned non-zero.
+    assert_eq!(report["ok"], true, "{report}\n{log}");
+    assert_eq!(connector(&report, "to_s2")["status"], "running", "{report}");
 }

@@ -2,6 +2,7 @@
 //! `[plugin_config]`, then which streams to read, from where, how much at once.
 
 use iggy_connector_shared::PayloadSchema;
+use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::duration::serde_duration;
 use iggy_connector_shared::s2::{S2Connection, stream_name};
 use serde::Deserialize;
@@ -38,6 +39,10 @@ pub struct SourceConfig {
     pub poll_wait: Duration,
     #[serde(default)]
     pub schema: PayloadSchema,
+    /// What to do with a record the runtime would refuse (and with it the
+    /// whole batch): `skip` or `wrap`.
+    #[serde(default)]
+    pub invalid_messages: InvalidMessages,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]

@@ -12,7 +12,10 @@ mod session;
 use async_trait::async_trait;
 use config::SourceConfig;
 use iggy_connector_sdk::source::SourceBatchResult;
-use iggy_connector_sdk::{ConnectorState, Error, ProducedMessages, source_connector};
+use iggy_connector_sdk::{
+    ConnectorState, Error, ProducedMessage, ProducedMessages, source_connector,
+};
+use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::session_source::{SessionSource, SourceSession};
 use session::Session;
 
@@ -46,5 +49,13 @@ impl SourceSession for Session {
 
     async fn close(&mut self) {
         Session::close(self)
+    }
+
+    fn invalid_messages(&self) -> InvalidMessages {
+        Session::invalid_messages(self)
+    }
+
+    fn describe(&self, message: &ProducedMessage) -> String {
+        mapping::describe(message)
     }
 }

@@ -82,6 +82,19 @@ impl StreamHeaders {
     }
 }
 
+/// Where a message was read, from the headers `StreamHeaders` gave it.
+pub fn describe(message: &ProducedMessage) -> String {
+    let header = |name: &str| {
+        let key = HeaderKey::try_from(name).ok()?;
+        let value = message.headers.as_ref()?.get(&key)?;
+        Some(value.to_string_value())
+    };
+    match (header(STREAM_HEADER), header(SEQ_NUM_HEADER)) {
+        (Some(stream), Some(seq_num)) => format!("stream `{stream}` seq_num {seq_num}"),
+        _ => format!("message id {:?}", message.id),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,7 +117,7 @@ mod tests {
         assert_eq!(message.payload, b"body");
         assert_eq!(message.id, Some(stream_id_bits("orders") | 7));
         assert_eq!(message.origin_timestamp, Some(1_700_000_000_123_000));
-        let headers = message.headers.unwrap();
+        let headers = message.headers.clone().unwrap();
         let get = |k: &str| headers.get(&HeaderKey::try_from(k).unwrap()).unwrap();
         assert_eq!(get("source").as_str().unwrap(), "web");
         assert_eq!(get("bin").as_raw().unwrap(), [0xff, 0x00]);
@@ -112,5 +125,6 @@ mod tests {
         assert_eq!(get(SEQ_NUM_HEADER).to_string_value(), "7");
         assert_ne!(stream_id_bits("orders"), stream_id_bits("orderz"));
         assert_eq!(stream_id_bits("orders") as u64, 0);
+        assert_eq!(describe(&message), "stream `orders` seq_num 7");
     }
 }

@@ -18,6 +18,7 @@ pub struct Reader {
     wanted: Streams,
     interval: Duration,
     next_discovery: Option<Instant>,
+    /// The streams being read: admitted once their start was settled.
     streams: BTreeMap<String, S2Stream>,
 }
 
@@ -40,7 +41,10 @@ impl Reader {
         self.streams.get(name)
     }
 
-    /// Streams found since the last call, once `discovery_interval` has passed.
+    /// Streams found but not admitted yet, once `discovery_interval` has
+    /// passed. A stream stays "found" until `admit`: one whose start could
+    /// not be settled (its tail check failed) is offered again by the next
+    /// discovery instead of being forgotten until a restart.
     pub async fn discover(&mut self) -> Result<Vec<String>, String> {
         if self.next_discovery.is_some_and(|at| Instant::now() < at) {
             return Ok(Vec::new());
@@ -50,15 +54,17 @@ impl Reader {
             Streams::Prefix(prefix) => self.list(prefix).await?,
         };
         self.next_discovery = Some(Instant::now() + self.interval);
-        let mut found = Vec::new();
-        for name in names {
-            if !self.streams.contains_key(&name) {
-                let stream = self.basin.stream(stream_name(&name)?);
-                self.streams.insert(name.clone(), stream);
-                found.push(name);
-            }
-        }
-        Ok(found)
+        Ok(names
+            .into_iter()
+            .filter(|name| !self.streams.contains_key(name))
+            .collect())
+    }
+
+    /// Starts reading a found stream.
+    pub fn admit(&mut self, name: &str) -> Result<(), String> {
+        let stream = self.basin.stream(stream_name(name)?);
+        self.streams.insert(name.to_string(), stream);
+        Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
@@ -93,12 +99,10 @@ impl Reader {
         }
     }
 
-    /// The next sequence number a stream assigns (for `start = "latest"`).
+    /// The next sequence number a stream assigns (for `start = "latest"`,
+    /// and to check that a stream exists).
     pub async fn tail(&self, name: &str) -> Result<u64, String> {
-        let stream = self
-            .streams
-            .get(name)
-            .ok_or_else(|| format!("unknown stream `{name}`"))?;
+        let stream = self.basin.stream(stream_name(name)?);
         stream
             .check_tail()
             .await

@@ -9,6 +9,7 @@ use crate::feed::Feed;
 use crate::mapping::StreamHeaders;
 use crate::reader::{Reader, Streams};
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
+use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::s2::S2Connection;
 use iggy_connector_shared::{Counters, RateLog};
 use s2_sdk::types::{MeteredBytes, SequencedRecord};
@@ -38,6 +39,7 @@ pub struct Session {
     buffer_bytes: usize,
     wait: u32,
     schema: Schema,
+    invalid_messages: InvalidMessages,
     /// Which stream a poll reads first, so that none starves the others.
     rotation: usize,
     feeds: BTreeMap<String, Feed>,
@@ -79,6 +81,7 @@ impl Session {
             buffer_bytes: config.buffer_bytes,
             wait: config.poll_wait_secs(),
             schema: config.schema.into(),
+            invalid_messages: config.invalid_messages,
             rotation: 0,
             feeds: BTreeMap::new(),
             retry_at: BTreeMap::new(),
@@ -102,30 +105,48 @@ impl Session {
     }
 
     /// Adds newly found streams at their saved position or the start
-    /// behaviour; `check` also asks each stream's tail (it must exist).
+    /// behaviour; `check` also asks each stream's tail (it must exist) and
+    /// fails on the first that cannot be started. Otherwise a stream that
+    /// cannot be started now is logged and found again by the next discovery.
     async fn discover(&mut self, check: bool) -> Result<(), String> {
-        for name in self.reader.discover().await? {
-            let start = self.starts.of(&name);
-            let tail = if check || start == StartFrom::Latest {
-                Some(self.reader.tail(&name).await?)
-            } else {
-                None
-            };
-            if self.cursors.contains(&name) {
-                continue;
+        let found = self.reader.discover().await?;
+        self.start_streams(found, check).await
+    }
+
+    async fn start_streams(&mut self, names: Vec<String>, check: bool) -> Result<(), String> {
+        for name in names {
+            match self.start_stream(&name, check).await {
+                Ok(()) => {}
+                Err(e) if check => return Err(e),
+                Err(e) => tracing::warn!(
+                    "S2 source {}: {}; stream `{name}` is tried again at the next discovery",
+                    self.id,
+                    self.connection.describe(&e)
+                ),
             }
-            let position = match (initial(start), tail) {
-                (Some(position), _) => position,
-                (None, Some(tail)) => Position::Next(tail),
-                (None, None) => Position::Next(self.reader.tail(&name).await?),
-            };
+        }
+        Ok(())
+    }
+
+    async fn start_stream(&mut self, name: &str, check: bool) -> Result<(), String> {
+        let start = self.starts.of(name);
+        let tail = if check || start == StartFrom::Latest {
+            Some(self.reader.tail(name).await?)
+        } else {
+            None
+        };
+        // `latest` is the only start without a position of its own, and it
+        // always asks the tail.
+        if !self.cursors.contains(name)
+            && let Some(position) = initial(start).or(tail.map(Position::Next))
+        {
             tracing::info!(
                 "S2 source {}: stream `{name}` starts at {position:?}",
                 self.id
             );
-            self.cursors.start(&name, position);
+            self.cursors.start(name, position);
         }
-        Ok(())
+        self.reader.admit(name)
     }
 
     pub async fn poll(&mut self) -> Result<ProducedMessages, Error> {
@@ -171,6 +192,10 @@ impl Session {
             messages: batch.messages,
             state,
         })
+    }
+
+    pub fn invalid_messages(&self) -> InvalidMessages {
+        self.invalid_messages
     }
 
     pub fn ack(&mut self) {
@@ -282,5 +307,79 @@ impl Session {
             self.counters.add("records", 1);
             batch.messages.push(message);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness_test_support::s2::S2Lite;
+    use s2_sdk::types::{AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput};
+
+    const BASIN: &str = "iggy-tests";
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Steps through discovery by hand against a real s2-lite, so that the
+    /// server can go away exactly between the listing and the tail check: no
+    /// run through the harness can time that.
+    #[test]
+    fn a_stream_whose_first_tail_check_fails_is_started_at_the_next_discovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = S2Lite::start_on_disk(dir.path(), &[BASIN]);
+        let rt = runtime();
+        let config: SourceConfig = serde_json::from_value(serde_json::json!({
+            "endpoint": server.endpoint(),
+            "basin": BASIN,
+            "request_timeout": "1s",
+            "max_retries": 0,
+            "stream_prefix": "late-",
+            "start": "latest",
+            "discovery_interval": "100ms",
+        }))
+        .unwrap();
+        let mut session = rt.block_on(Session::open(1, config, None)).unwrap();
+        assert_eq!(session.reader.names().count(), 0, "no stream yet");
+
+        let client = server.basin_client(&rt, BASIN);
+        rt.block_on(client.create_stream(CreateStreamInput::new("late-a".parse().unwrap())))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        let found = rt.block_on(session.reader.discover()).unwrap();
+        assert_eq!(found, ["late-a"]);
+        // The listing succeeded; the tail check that follows cannot.
+        server.kill();
+        rt.block_on(session.start_streams(found, false)).unwrap();
+        assert!(!session.cursors.contains("late-a"), "not started");
+
+        server.restart();
+        std::thread::sleep(Duration::from_millis(150));
+        let stream = server
+            .basin_client(&rt, BASIN)
+            .stream("late-a".parse().unwrap());
+        let (mut received, mut appended) = (Vec::new(), false);
+        // Each poll waits at most `poll_wait` (1 s); the records are
+        // appended once the stream is read from its (latest) tail.
+        for _ in 0..10 {
+            let batch = rt.block_on(session.poll()).unwrap();
+            received.extend(batch.messages.into_iter().map(|m| m.payload));
+            if session.cursors.contains("late-a") && !appended {
+                appended = true;
+                let records = (0..3).map(|n| AppendRecord::new(format!("{n}")).unwrap());
+                let batch = AppendRecordBatch::try_from_iter(records).unwrap();
+                rt.block_on(stream.append(AppendInput::new(batch))).unwrap();
+            }
+            session.ack();
+            if received.len() >= 3 {
+                break;
+            }
+        }
+        assert_eq!(received, [b"0".to_vec(), b"1".to_vec(), b"2".to_vec()]);
     }
 }

@@ -453,3 +453,114 @@ fn bad_config_missing_stream_and_unreachable_endpoint_are_clear_errors() {
         assert!(!text.contains("secret-token-9"), "no token: {text}");
     }
 }
+
+#[test]
+fn records_the_runtime_would_refuse_are_skipped_or_wrapped_and_counted() {
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let rt = runtime();
+    let basin = server.basin_client(&rt, BASIN);
+    rt.block_on(append(&basin, "mixed", 0..2));
+    // Not JSON, then an empty body: under `schema = "json"` a 0.5.x runtime
+    // would refuse the whole batch for either one.
+    let bad = [
+        AppendRecord::new("not json").unwrap(),
+        AppendRecord::new("").unwrap(),
+    ];
+    let batch = AppendRecordBatch::try_from_iter(bad).unwrap();
+    let stream = basin.stream("mixed".parse().unwrap());
+    rt.block_on(stream.append(AppendInput::new(batch))).unwrap();
+    rt.block_on(append(&basin, "mixed", 4..6));
+    for policy in ["skip", "wrap"] {
+        let config = format!(
+            "{}streams = [\"mixed\"]\nschema = \"json\"\ninvalid_messages = \"{policy}\"",
+            connection(&server)
+        );
+        ws.source(policy, &source_library(), policy, &config);
+    }
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    let log = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(numbers(&ws, "skip"), vec![0, 1, 4, 5]);
+    for seq_num in [2, 3] {
+        assert!(
+            log.contains(&format!(
+                "(stream `mixed` seq_num {seq_num}): the runtime would refuse"
+            )),
+            "{log}"
+        );
+    }
+    assert!(log.contains("skipped=2 wrapped=0"), "{log}");
+
+    let wrapped: Vec<serde_json::Value> = ws
+        .dump("wrap")
+        .into_iter()
+        .map(|m| m["payload"].clone())
+        .collect();
+    let expected = [
+        serde_json::json!({"n": 0}),
+        serde_json::json!({"n": 1}),
+        serde_json::json!({"invalid_payload_text": "not json"}),
+        serde_json::json!({"n": 4}),
+        serde_json::json!({"n": 5}),
+    ];
+    assert_eq!(wrapped, expected, "the empty body cannot be wrapped");
+    assert!(log.contains("skipped=1 wrapped=1"), "{log}");
+    for key in ["skip", "wrap"] {
+        assert_eq!(connector(&report, key)["refused"], 0, "{report}");
+        assert_eq!(connector(&report, key)["nacks"], 0, "{report}");
+    }
+}
+
+#[test]
+fn close_returns_soon_with_s2_lite_killed_under_a_running_source() {
+    const RUN: Duration = Duration::from_secs(5);
+    let ws = Workspace::new();
+    let mut server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    let rt = runtime();
+    let basin = server.basin_client(&rt, BASIN);
+    rt.block_on(append(&basin, "gone-a", 0..100));
+    // Listing a prefix every 300 ms: polls keep asking the dead server.
+    let config = format!(
+        "{}stream_prefix = \"gone-\"\ndiscovery_interval = \"300ms\"\nschema = \"json\"",
+        connection(&server)
+    );
+    ws.source("from_s2", &source_library(), "in", &config);
+    let state = ws.path("state").join("source_from_s2.state");
+    let started = std::time::Instant::now();
+    let args = ws.run_args(&["--duration", "5s"]);
+    let mut run = std::process::Command::new(harness_binary())
+        .args(&args)
+        .current_dir(ws.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("harness starts");
+    let read = wait_until(Duration::from_secs(20), || state.is_file().then_some(()));
+    server.kill();
+    assert!(read.is_some(), "the source never saved a state");
+    let ended = wait_until(RUN + Duration::from_secs(20), || {
+        run.try_wait().expect("harness status")
+    });
+    let elapsed = started.elapsed();
+    if ended.is_none() {
+        let _ = run.kill();
+    }
+    let output = run.wait_with_output().expect("harness output");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(ended.is_some(), "still running after {elapsed:?}: {log}");
+    // Stopped at 5 s; closing (and the worker's wait) within 10 s of it.
+    assert!(
+        elapsed < RUN + Duration::from_secs(10),
+        "ended {elapsed:?} after the start: {log}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no report ({e}): {log}"));
+    // `error` if close returned non-zero.
+    assert_eq!(
+        connector(&report, "from_s2")["status"],
+        "running",
+        "{report}"
+    );
+}
