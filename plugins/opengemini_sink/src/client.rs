@@ -3,6 +3,7 @@
 //! Credentials never appear in what it logs or returns.
 
 use crate::config::{Credentials, EndpointSelection, SinkConfig};
+use crate::outage::OutageLog;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -21,6 +22,10 @@ use std::time::{Duration, SystemTime};
 const MAX_ERROR_BODY: usize = 4096;
 /// What a server says is cut to this many characters in errors and logs.
 const MAX_DETAIL_CHARS: usize = 300;
+/// The longest `open` retries its probe and `CREATE DATABASE`: the runtime
+/// opens connectors one after another and skips one whose open fails, so
+/// open must not hold the others up for a whole outage deadline.
+const OPEN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What went wrong, as far as deciding what to do next goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +96,7 @@ struct Endpoint {
     write: Url,
     query: Url,
     ping: Url,
+    outage: OutageLog,
 }
 
 pub struct Client {
@@ -106,12 +112,17 @@ pub struct Client {
     authorization: Option<HeaderValue>,
     secrets: Vec<Secret>,
     gzip: bool,
+    /// Writes of `consume`: by default until the server is back or the
+    /// outage deadline passes.
     retry: RetryPolicy,
+    /// The probe and `CREATE DATABASE`, bounded by [`OPEN_DEADLINE`].
+    open_retry: RetryPolicy,
     database: String,
 }
 
 impl Client {
-    pub fn new(config: &SinkConfig) -> Result<Self, String> {
+    /// `sink` is the connector's id, for the outage log.
+    pub fn new(config: &SinkConfig, sink: u32) -> Result<Self, String> {
         let (mut basic, mut query_credentials, mut authorization) = (None, None, None);
         match config.auth()? {
             Credentials::None => {}
@@ -137,7 +148,7 @@ impl Client {
         let endpoints = config
             .endpoint_texts()
             .iter()
-            .map(|text| endpoint(text, config, query_credentials.as_ref()))
+            .map(|text| endpoint(text, config, query_credentials.as_ref(), sink))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             http: http_client(config)?,
@@ -150,6 +161,15 @@ impl Client {
             secrets: config.secrets(),
             gzip: config.gzip,
             retry: config.retry.clone(),
+            open_retry: RetryPolicy {
+                max_elapsed: Some(
+                    config
+                        .retry
+                        .max_elapsed
+                        .map_or(OPEN_DEADLINE, |limit| limit.min(OPEN_DEADLINE)),
+                ),
+                ..config.retry.clone()
+            },
             database: config.database.clone(),
         })
     }
@@ -182,8 +202,21 @@ impl Client {
     }
 
     /// Writes line-protocol `lines` (whole lines), retrying transient
-    /// failures on the next endpoint.
+    /// failures on the next endpoint under `retry`.
     pub async fn write(&self, lines: &[u8]) -> Result<(), RetryError<ClientError>> {
+        self.post(lines, &self.retry).await
+    }
+
+    /// The empty write of `open`, answered as a real one would be (404, 401…).
+    pub async fn probe(&self) -> Result<(), RetryError<ClientError>> {
+        self.post(b"", &self.open_retry).await
+    }
+
+    async fn post(
+        &self,
+        lines: &[u8],
+        policy: &RetryPolicy,
+    ) -> Result<(), RetryError<ClientError>> {
         let compressed = self.gzip && !lines.is_empty();
         let body = if compressed {
             gzip(lines).map_err(|error| RetryError {
@@ -194,7 +227,7 @@ impl Client {
         } else {
             Bytes::copy_from_slice(lines)
         };
-        self.with_failover("openGemini write", |endpoint| {
+        self.with_failover(policy, "openGemini write", |endpoint| {
             let mut request = self
                 .authorized(self.http.post(endpoint.write.clone()))
                 .header(CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -202,7 +235,19 @@ impl Client {
             if compressed {
                 request = request.header(CONTENT_ENCODING, "gzip");
             }
-            async move { self.send(endpoint, request).await.map(drop) }
+            async move {
+                let result = self.send(endpoint, request).await.map(drop);
+                match &result {
+                    Ok(()) => {
+                        endpoint.outage.succeeded();
+                    }
+                    Err(error) if error.class.is_transient() => {
+                        endpoint.outage.failed(error);
+                    }
+                    Err(_) => {}
+                }
+                result
+            }
         })
         .await
     }
@@ -210,7 +255,7 @@ impl Client {
     /// `CREATE DATABASE` (a no-op when it exists); needs an admin user.
     pub async fn create_database(&self) -> Result<(), RetryError<ClientError>> {
         let statement = format!("CREATE DATABASE {}", quote_identifier(&self.database));
-        self.with_failover("openGemini CREATE DATABASE", |endpoint| {
+        self.with_failover(&self.open_retry, "openGemini CREATE DATABASE", |endpoint| {
             let mut url = endpoint.query.clone();
             {
                 let mut query = url.query_pairs_mut();
@@ -244,6 +289,7 @@ impl Client {
     /// selection picks; a transient failure moves to the next endpoint.
     async fn with_failover<'a, F, Fut>(
         &'a self,
+        policy: &RetryPolicy,
         what: &str,
         mut attempt: F,
     ) -> Result<(), RetryError<ClientError>>
@@ -256,7 +302,7 @@ impl Client {
             EndpointSelection::RoundRobin => self.cursor.fetch_add(1, Ordering::Relaxed),
             EndpointSelection::Failover => self.cursor.load(Ordering::Relaxed),
         };
-        retry(&self.retry, what, |number| {
+        retry(policy, what, |number| {
             let index = first.wrapping_add(number as usize - 1) % count;
             let pending = attempt(&self.endpoints[index]);
             async move {
@@ -416,6 +462,7 @@ fn endpoint(
     text: &str,
     config: &SinkConfig,
     query_credentials: Option<&(String, Secret)>,
+    sink: u32,
 ) -> Result<Endpoint, String> {
     let shown_text = redact_url_credentials(text);
     let bad = |reason: String| format!("endpoint `{shown_text}`: {reason}");
@@ -465,6 +512,7 @@ fn endpoint(
         None => format!("{}://{host}{prefix}", base.scheme()),
     };
     Ok(Endpoint {
+        outage: OutageLog::new(sink, &shown, config.retry.max_elapsed),
         shown,
         write,
         query: at("query"),
@@ -530,7 +578,7 @@ mod tests {
 
     fn only_endpoint(json: serde_json::Value) -> Endpoint {
         let config = config(json);
-        endpoint(&config.endpoint_texts()[0], &config, None).unwrap()
+        endpoint(&config.endpoint_texts()[0], &config, None, 1).unwrap()
     }
 
     #[test]
@@ -592,7 +640,7 @@ mod tests {
             ("http://[::1", "endpoint"),
         ] {
             let config = config(serde_json::json!({"url": url, "database": "d"}));
-            let error = endpoint(url, &config, None).err().unwrap();
+            let error = endpoint(url, &config, None, 1).err().unwrap();
             assert!(error.contains(expected), "{url}: {error}");
             assert!(!error.contains("hunter2"), "{error}");
         }
@@ -600,16 +648,36 @@ mod tests {
 
     #[test]
     fn server_text_is_scrubbed_of_secrets_and_line_breaks() {
-        let client = Client::new(&config(serde_json::json!({
-            "url": "http://h:1",
-            "database": "d",
-            "username": "u",
-            "password": "pa55word",
-        })))
+        let client = Client::new(
+            &config(serde_json::json!({
+                "url": "http://h:1",
+                "database": "d",
+                "username": "u",
+                "password": "pa55word",
+            })),
+            1,
+        )
         .unwrap();
         let text = client.scrub("bad\npassword pa55word at http://u:pa55word@h/x\r\n");
         assert_eq!(text, "bad password *** at http://u:***@h/x");
         assert!(client.scrub(&"x".repeat(1000)).chars().count() <= MAX_DETAIL_CHARS + 1);
+    }
+
+    #[test]
+    fn writes_ride_out_an_outage_and_open_is_bounded() {
+        let minutes = |m: u64| Some(Duration::from_secs(m * 60));
+        let client =
+            Client::new(&config(serde_json::json!({"url": "h", "database": "d"})), 1).unwrap();
+        assert_eq!(client.retry.max_elapsed, minutes(5));
+        assert_eq!(client.retry.max_attempts, u32::MAX);
+        assert_eq!(client.open_retry.max_elapsed, Some(OPEN_DEADLINE));
+        let short = config(serde_json::json!({
+            "url": "h",
+            "database": "d",
+            "retry": {"max_elapsed": "10s"},
+        }));
+        let client = Client::new(&short, 1).unwrap();
+        assert_eq!(client.open_retry.max_elapsed, Some(Duration::from_secs(10)));
     }
 
     #[test]

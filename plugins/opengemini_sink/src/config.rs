@@ -2,6 +2,7 @@
 //! and, under `mapping`, how a message becomes a point.
 
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::retry::outage_policy;
 use iggy_connector_shared::{RetryPolicy, Secret};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -47,7 +48,10 @@ pub struct SinkConfig {
     /// timestamp, so one point's versions stay in order).
     #[serde(default = "default_write_concurrency")]
     pub write_concurrency: usize,
-    #[serde(default)]
+    /// Transient failures of a write are retried until the server is back
+    /// or `max_elapsed` (5 minutes by default) has passed: the runtime has
+    /// committed the batch's offsets already, so a batch given up is lost.
+    #[serde(default = "RetryPolicy::outage", deserialize_with = "outage_policy")]
     pub retry: RetryPolicy,
     /// `consume` hands its points to a background write and returns once
     /// the previous batch is written; that write's outcome is reported by
@@ -417,6 +421,18 @@ mod tests {
         assert_eq!(config.mapping.timestamp_unit, TimeUnit::Milliseconds);
         assert_eq!(config.mapping.large_unsigned, LargeUnsignedRule::Reject);
         assert_eq!(config.endpoint_texts(), ["http://127.0.0.1:8086"]);
+        assert_eq!(config.retry, RetryPolicy::outage());
+        assert_eq!(config.retry.max_elapsed, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn a_partial_retry_table_keeps_the_outage_defaults() {
+        let mut json = base();
+        json["retry"] = serde_json::json!({"max_delay": "2s"});
+        let retry = parse(json).unwrap().retry;
+        assert_eq!(retry.max_delay, Duration::from_secs(2));
+        assert_eq!(retry.max_attempts, u32::MAX);
+        assert_eq!(retry.max_elapsed, Some(Duration::from_secs(300)));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod line_protocol;
 mod mapping;
+mod outage;
 mod validate;
 mod writer;
 
@@ -25,6 +26,7 @@ use tokio::task::{JoinError, JoinHandle};
 use writer::Outcome;
 
 sink_connector!(OpenGeminiSink);
+iggy_connector_shared::connector_debug!(OpenGeminiSink);
 
 const COUNTERS: [&str; 6] = [
     "points_written",
@@ -38,6 +40,21 @@ const COUNTERS: [&str; 6] = [
 /// Invalid records logged one by one per batch; the rest are summarised.
 const INVALID_LOGGED: usize = 20;
 
+/// How long `close` lets the last background write (`pipelined_writes`)
+/// finish before abandoning it: the write retries through an outage for
+/// minutes, and the runtime gives a stopping sink's consume 5 s before it
+/// closes the sink (runtime/src/manager/sink.rs, stop_connector).
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// A batch's write running in the background (`pipelined_writes`).
+#[derive(Debug)]
+struct BackgroundWrite {
+    handle: JoinHandle<Outcome>,
+    points: usize,
+    /// The Iggy offsets of its first and last point.
+    offsets: (u64, u64),
+}
+
 struct Connected {
     client: Arc<Client>,
     mapper: Mapper,
@@ -48,7 +65,7 @@ pub struct OpenGeminiSink {
     config: SinkConfig,
     connected: Option<Connected>,
     /// With `pipelined_writes`: the write of the last batch handed over.
-    in_flight: tokio::sync::Mutex<Option<JoinHandle<Outcome>>>,
+    in_flight: tokio::sync::Mutex<Option<BackgroundWrite>>,
     counters: Counters,
     rate_log: RateLog,
 }
@@ -170,6 +187,26 @@ impl OpenGeminiSink {
         }
         Ok(())
     }
+
+    /// Waits for the last background write, at most [`CLOSE_GRACE`]: an
+    /// unreachable server must not hold `close` up for the outage deadline.
+    async fn finish(&self, mut last: BackgroundWrite) -> Result<(), Error> {
+        match tokio::time::timeout(CLOSE_GRACE, &mut last.handle).await {
+            Ok(outcome) => joined(outcome)
+                .and_then(|outcome| self.settle(outcome))
+                .map_err(previous_batch_failed),
+            Err(_) => {
+                last.handle.abort();
+                self.counters.add("failed_batches", 1);
+                let (first, end) = last.offsets;
+                Err(Error::CannotStoreData(format!(
+                    "the last batch's background write (pipelined_writes) had not finished {} s after close began and was abandoned: up to {} points (offsets {first}..={end}) not written",
+                    CLOSE_GRACE.as_secs(),
+                    last.points
+                )))
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -178,7 +215,8 @@ impl Sink for OpenGeminiSink {
         self.config.validate().map_err(Error::InvalidConfigValue)?;
         let mapper = Mapper::new(&self.config.mapping, self.config.precision)
             .map_err(Error::InvalidConfigValue)?;
-        let client = Arc::new(Client::new(&self.config).map_err(Error::InvalidConfigValue)?);
+        let client =
+            Arc::new(Client::new(&self.config, self.id).map_err(Error::InvalidConfigValue)?);
         self.ping_endpoints(&client).await?;
         writer::ensure_database(&client, &self.config.database, self.config.create_database)
             .await
@@ -219,10 +257,15 @@ impl Sink for OpenGeminiSink {
             return self.settle(outcome);
         }
         let mut in_flight = self.in_flight.lock().await;
-        // Writes stay in order: this batch's starts once the previous one's ended.
-        let previous = match in_flight.take() {
+        // Writes stay in order: this batch's starts once the previous one's
+        // ended. The previous write is awaited where it is kept, so that if
+        // this call is dropped (the SDK drops a consume still running at
+        // close), `close` still finds it and bounds it.
+        let previous = match in_flight.as_mut() {
             Some(previous) => {
-                let (outcome, ()) = tokio::join!(previous, async move { drop(messages) });
+                let (outcome, ()) =
+                    tokio::join!(&mut previous.handle, async move { drop(messages) });
+                *in_flight = None;
                 joined(outcome)
                     .and_then(|outcome| self.settle(outcome))
                     .map_err(previous_batch_failed)
@@ -239,18 +282,22 @@ impl Sink for OpenGeminiSink {
             config.write_concurrency,
             config.create_database,
         );
-        *in_flight = Some(tokio::spawn(async move {
+        let (points, offsets) = (batch.len(), batch.offsets(0..batch.len()));
+        let handle = tokio::spawn(async move {
             writer::write_concurrently(&client, &batch, batch_size, concurrency, create_database)
                 .await
-        }));
+        });
+        *in_flight = Some(BackgroundWrite {
+            handle,
+            points,
+            offsets,
+        });
         previous
     }
 
     async fn close(&mut self) -> Result<(), Error> {
         let result = match self.in_flight.get_mut().take() {
-            Some(last) => joined(last.await)
-                .and_then(|outcome| self.settle(outcome))
-                .map_err(previous_batch_failed),
+            Some(last) => self.finish(last).await,
             None => Ok(()),
         };
         if let Err(error) = &result {

@@ -165,7 +165,7 @@ pub async fn ensure_database(
     database: &str,
     create_database: bool,
 ) -> Result<(), String> {
-    let error = match client.write(b"").await {
+    let error = match client.probe().await {
         Ok(()) => return Ok(()),
         Err(error) => error,
     };

@@ -4,10 +4,19 @@
 //! through `/query`; request counts come from InfluxDB's `/debug/vars`.
 
 use harness_test_support::influxdb::{InfluxOptions, InfluxServer};
+use harness_test_support::s2::{BackgroundRun, wait_until};
 use harness_test_support::*;
+use iggy_connector_sdk::{Schema, TopicMetadata};
+use iggy_harness::library::{self, SinkApi};
+use iggy_harness::pipeline::open_sink;
+use iggy_harness::plugin_log;
+use iggy_harness::sink_runner::{EncodedBatch, call_consume, encode_batch};
+use iggy_harness::topic_io::generated_payload;
+use iggy_harness_store::StoredMessage;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 fn sink_library() -> PathBuf {
     plugin("iggy_connector_opengemini_sink")
@@ -293,7 +302,9 @@ fn a_type_conflict_is_permanent_reported_with_offsets_and_not_retried() {
         &connection(&server, "typed"),
     );
     let before = server.http_stat("writeReq");
-    let (output, report) = ws.run(&["--max-attempts", "2"]);
+    // Offsets committed after a successful consume, so the harness delivers
+    // the refused batch again.
+    let (output, report) = ws.run(&["--commit", "after-consume", "--max-attempts", "2"]);
     assert_eq!(output.status.code(), Some(1), "{report}");
     let log = stderr(&output);
     assert!(log.contains("partial write"), "{log}");
@@ -487,4 +498,233 @@ fn pipelined_writes_have_every_point_written_by_close() {
         count(&server, "piped", "SELECT COUNT(seq) FROM created"),
         1000
     );
+}
+
+#[test]
+fn bad_messages_are_skipped_and_the_rest_written_when_offsets_commit_on_poll() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"mixed\"");
+    let oversized = "x".repeat(1_100_000);
+    let lines: String = (0..20u64)
+        .map(|i| {
+            let payload = match i {
+                3 => json!("not json {"),
+                7 => json!([1, 2, 3]),
+                11 => json!({"gone": null}),
+                15 => json!({ "v": i, "note": oversized }),
+                _ => json!({ "v": i }),
+            };
+            format!("{}\n", json!({ "payload": payload }))
+        })
+        .collect();
+    ws.produce_lines("mixed", &lines, true);
+    let config = format!(
+        "{}[plugin_config.mapping]\nmeasurement = \"m\"\n",
+        connection(&server, "mixed")
+    );
+    ws.sink("mixed", &sink_library(), "mixed", &config);
+    let (output, report) = ws.run(&["--commit", "on-poll"]);
+    assert_ran(&output, &report);
+    let sink = connector(&report, "mixed");
+    assert_eq!(sink["messages_out"], 20, "{report}");
+    assert_eq!(sink["errors"], 0, "{report}");
+    let log = stderr(&output);
+    // The SDK leaves out what does not decode as JSON; the sink what
+    // cannot be a point; each is named by partition and offset.
+    assert!(
+        log.contains("of orders/mixed partition 1 do not decode as json")
+            && log.contains("(offsets 3;"),
+        "{log}"
+    );
+    for (offset, reason) in [(7, "not an object"), (11, "no fields"), (15, "limit")] {
+        let line = format!("offset {offset} of orders/mixed partition 1 is not written");
+        assert!(
+            log.lines().any(|l| l.contains(&line) && l.contains(reason)),
+            "{offset}: {log}"
+        );
+    }
+    let rows = server.select("mixed", "SELECT v FROM m");
+    let written: Vec<u64> = rows.iter().filter_map(|r| r["v"].as_u64()).collect();
+    let expected: Vec<u64> = (0..20).filter(|i| ![3, 7, 11, 15].contains(i)).collect();
+    assert_eq!(sorted(written), expected);
+}
+
+/// Points of the outage tests: small Iggy batches, so they flow for a while
+/// and an outage lands in the middle of them.
+const OUTAGE_POINTS: u64 = 2000;
+
+/// Starts a background `run` (offsets committed when polled, as runtime
+/// 0.5.x does) of a sink reading `created` two messages at a time with
+/// request timeout `timeout`; returns once its first points are in.
+fn start_flowing(
+    ws: &Workspace,
+    server: &InfluxServer,
+    database: &str,
+    timeout: &str,
+) -> BackgroundRun {
+    server.execute(&format!("CREATE DATABASE \"{database}\""));
+    ws.produce("created", OUTAGE_POINTS);
+    let config = format!(
+        "url = \"{}\"\ndatabase = \"{database}\"\ntimeout = \"{timeout}\"\n",
+        server.url()
+    );
+    sink_with_schema(ws, "outage", "created", ("json", 2), &config);
+    let run = BackgroundRun::start(ws, "700ms", &["--commit", "on-poll"]);
+    let query = "SELECT COUNT(seq) FROM created";
+    let first = wait_until(Duration::from_secs(20), || {
+        Some(count(server, database, query)).filter(|&n| n > 0)
+    })
+    .expect("the sink writes within 20 s");
+    assert!(
+        first < OUTAGE_POINTS,
+        "every point was in before the outage began: nothing to show"
+    );
+    run
+}
+
+/// Waits for the background run to end; its stderr, after checking that
+/// every point arrived and no batch failed.
+fn every_point_arrived(run: BackgroundRun, server: &InfluxServer, database: &str) -> String {
+    let output = run.wait();
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{}", stderr(&output)));
+    assert_ran(&output, &report);
+    let log = stderr(&output);
+    let sink = connector(&report, "outage");
+    assert_eq!(sink["errors"], 0, "no batch was given up: {report}\n{log}");
+    assert_eq!(sink["messages_out"], OUTAGE_POINTS, "{report}");
+    assert_eq!(
+        count(server, database, "SELECT COUNT(seq) FROM created"),
+        OUTAGE_POINTS,
+        "{log}"
+    );
+    let sums = server.select(database, "SELECT SUM(seq) FROM created");
+    assert_eq!(sums[0]["sum"], json!((0..OUTAGE_POINTS).sum::<u64>()));
+    log
+}
+
+fn signal(server: &InfluxServer, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &server.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal}");
+}
+
+#[test]
+fn every_point_arrives_when_the_server_is_killed_and_restarted_mid_stream() {
+    let ws = Workspace::new();
+    let mut server = InfluxServer::start(ws.dir.path());
+    let run = start_flowing(&ws, &server, "restarted", "5s");
+    server.kill();
+    std::thread::sleep(Duration::from_secs(15));
+    server.restart();
+    let log = every_point_arrived(run, &server, "restarted");
+    let endpoint = format!("outage of {}", server.url());
+    assert_eq!(
+        log.matches(&format!("{endpoint} began")).count(),
+        1,
+        "the outage is reported once: {log}"
+    );
+    assert!(log.contains(&format!("{endpoint} ended after")), "{log}");
+    assert!(log.contains("retrying"), "each attempt is logged: {log}");
+}
+
+#[test]
+fn every_point_arrives_when_the_server_freezes_mid_stream() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    // A 2 s request timeout: a frozen server accepts connections but never
+    // answers, so every attempt times out; five attempts would have given
+    // up after ~12 s, well inside the freeze.
+    let run = start_flowing(&ws, &server, "frozen", "2s");
+    signal(&server, "-STOP");
+    std::thread::sleep(Duration::from_secs(20));
+    signal(&server, "-CONT");
+    let log = every_point_arrived(run, &server, "frozen");
+    assert!(
+        log.contains("timed out") || log.contains("timeout"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("outage of {} ended after", server.url())),
+        "{log}"
+    );
+}
+
+/// One Iggy batch of `count` generated JSON messages from offset `first`,
+/// encoded as the runtime hands it to `consume`.
+fn encoded_batch(first: u64, count: u64) -> EncodedBatch {
+    let messages = (first..first + count)
+        .map(|offset| StoredMessage {
+            id: u128::from(offset) + 1,
+            offset,
+            checksum: 0,
+            timestamp: 1_700_000_000_000_000 + offset,
+            origin_timestamp: 0,
+            headers: Vec::new(),
+            payload: generated_payload(offset, 64),
+        })
+        .collect();
+    let topic = TopicMetadata {
+        stream: "orders".into(),
+        topic: "created".into(),
+    };
+    encode_batch(&topic, 1, first + count - 1, Schema::Json, messages).expect("encodes")
+}
+
+/// Opens the sink in this process, as the runtime loads it, with its last
+/// batch written in the background, and hands it one batch while the server
+/// cannot answer (`outage` makes it so); how long `close` then took, and
+/// its return code.
+fn close_during_outage(
+    api: &SinkApi,
+    server: &mut InfluxServer,
+    outage: impl FnOnce(&mut InfluxServer),
+) -> (Duration, i32) {
+    let config = json!({
+        "url": server.url(),
+        "database": "closing",
+        "pipelined_writes": true,
+    });
+    let id = open_sink(api, &config.to_string()).expect("opens");
+    outage(server);
+    assert_eq!(
+        call_consume(api, id, &encoded_batch(0, 50)),
+        0,
+        "handed over"
+    );
+    // Long enough for the write to be on its way to the server.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    // SAFETY: plain call with the id of an open sink.
+    let code = unsafe { (api.close)(id) };
+    (started.elapsed(), code)
+}
+
+#[test]
+fn close_is_bounded_while_the_server_cannot_answer() {
+    let ws = Workspace::new();
+    let mut server = InfluxServer::start(ws.dir.path());
+    server.execute("CREATE DATABASE \"closing\"");
+    let api = library::load(&sink_library())
+        .and_then(|library| library.sink_api())
+        .expect("the sink library loads");
+    // A frozen server takes the request and never answers: the write would
+    // retry, request timeout after request timeout, for 5 minutes.
+    let (took, code) = close_during_outage(&api, &mut server, |s| signal(s, "-STOP"));
+    assert!(took < Duration::from_secs(10), "close took {took:?}");
+    assert_eq!(code, 1, "the abandoned batch is reported");
+    let log: Vec<String> = plugin_log::take().into_iter().map(|l| l.message).collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("abandoned") && l.contains("50 points (offsets 0..=49)")),
+        "{log:#?}"
+    );
+    signal(&server, "-CONT");
+    // A killed server refuses every connection: retried for 5 minutes too.
+    let (took, code) = close_during_outage(&api, &mut server, InfluxServer::kill);
+    assert!(took < Duration::from_secs(10), "close took {took:?}");
+    assert_eq!(code, 1, "the abandoned batch is reported");
 }

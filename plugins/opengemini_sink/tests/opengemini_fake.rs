@@ -314,7 +314,7 @@ fn writes_refused_mid_run_are_not_retried() {
                 &format!("username = \"writer\"\npassword = \"{secret}\"\n"),
             ),
         );
-        let (output, report) = ws.run(&["--max-attempts", "1"]);
+        let (output, report) = ws.run(&["--max-attempts", "1", "--commit", "after-consume"]);
         assert_eq!(output.status.code(), Some(1), "{status}: {report}");
         let log = stderr(&output);
         assert!(log.contains(&format!("answered {status}: {body}")), "{log}");
@@ -343,7 +343,7 @@ fn bad_requests_are_reported_with_offsets_and_not_retried() {
         "created",
         &config(&[fake.url()], "batch_size = 5\n"),
     );
-    let (output, report) = ws.run(&["--max-attempts", "1"]);
+    let (output, report) = ws.run(&["--max-attempts", "1", "--commit", "after-consume"]);
     assert_eq!(output.status.code(), Some(1), "{report}");
     let log = stderr(&output);
     assert!(log.contains("(offsets 0..=4) was refused"), "{log}");
@@ -529,7 +529,7 @@ fn pipelined_writes_report_a_failed_batch_on_the_next_call() {
         "created",
         &config(&[fake.url()], "pipelined_writes = true\n"),
     );
-    let (output, report) = ws.run(&[]);
+    let (output, report) = ws.run(&["--commit", "after-consume"]);
     assert_ran(&output, &report);
     let log = stderr(&output);
     assert!(log.contains("(offsets 0..=99) was refused"), "{log}");
