@@ -405,6 +405,25 @@ impl Settings {
         })
     }
 
+    /// The settings of endpoints that `[plugin_config.auth]` would reach
+    /// in clear text (`http://`), for a warning at open.
+    pub fn clear_text_auth_endpoints(&self) -> Vec<&'static str> {
+        if self.http.auth.is_none() {
+            return Vec::new();
+        }
+        let gateway = match &self.mode {
+            Mode::Records(records) => Some(("sql_gateway_url", &records.gateway_url)),
+            Mode::Monitor(_) => None,
+        };
+        self.rest_url
+            .iter()
+            .map(|url| ("flink_cluster_url", url))
+            .chain(gateway)
+            .filter(|(_, url)| url.scheme() == "http")
+            .map(|(field, _)| field)
+            .collect()
+    }
+
     /// Whether any configured endpoint needs TLS.
     pub fn uses_https(&self) -> bool {
         let gateway = match &self.mode {
@@ -775,6 +794,31 @@ mod tests {
             let error = parse(config.clone()).unwrap_err();
             assert!(error.contains(expected), "{config}: {error}");
         }
+    }
+
+    #[test]
+    fn auth_over_plain_http_is_named_for_a_warning() {
+        let settings = |json: serde_json::Value| {
+            Settings::from_config(serde_json::from_value(json).unwrap()).unwrap()
+        };
+        let auth = serde_json::json!({"auth_type": "bearer", "token": "t0ken"});
+        let monitor = settings(serde_json::json!({
+            "flink_cluster_url": "http://x:8081", "auth": auth, "monitor": {}
+        }));
+        assert_eq!(monitor.clear_text_auth_endpoints(), ["flink_cluster_url"]);
+        let records = settings(serde_json::json!({
+            "flink_cluster_url": "https://x:8081", "sql_gateway_url": "http://g:8083",
+            "auth": auth, "records": {"sql": "SELECT 1"}
+        }));
+        assert_eq!(records.clear_text_auth_endpoints(), ["sql_gateway_url"]);
+        let without_auth = settings(serde_json::json!({
+            "flink_cluster_url": "http://x:8081", "monitor": {}
+        }));
+        assert!(without_auth.clear_text_auth_endpoints().is_empty());
+        let over_tls = settings(serde_json::json!({
+            "flink_cluster_url": "https://x:8081", "auth": auth, "monitor": {}
+        }));
+        assert!(over_tls.clear_text_auth_endpoints().is_empty());
     }
 
     #[test]

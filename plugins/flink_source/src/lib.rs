@@ -24,6 +24,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 source_connector!(FlinkSource);
+iggy_connector_shared::connector_debug!(FlinkSource);
 
 const PLUGIN: &str = "Flink source";
 
@@ -64,6 +65,12 @@ impl Source for FlinkSource {
             .take()
             .ok_or_else(|| Error::InitError(format!("{PLUGIN} {id} is already open")))?;
         let settings = Settings::from_config(config).map_err(Error::InvalidConfigValue)?;
+        for field in settings.clear_text_auth_endpoints() {
+            tracing::warn!(
+                "{PLUGIN} {id}: [plugin_config.auth] credentials go in clear text over {field} \
+                 (http://): anyone on the network path can read them; use https://"
+            );
+        }
         let http = HttpClient::new(&settings.http, settings.uses_https())
             .map_err(Error::InvalidConfigValue)?;
         let rest = settings

@@ -544,6 +544,18 @@ fn bearer_and_basic_auth_reach_flink_and_stay_out_of_the_logs() {
             !text.contains("s3cr3t"),
             "a credential reached the output: {text}"
         );
+        // The replay answers on http://: the credentials crossed in clear text.
+        let warnings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("[plugin WARN"))
+            .filter(|l| l.contains("credentials go in clear text"))
+            .collect();
+        assert_eq!(warnings.len(), 2, "one per http:// endpoint: {text}");
+        assert!(
+            warnings[0].contains("Flink source 1") && warnings[0].contains("flink_cluster_url"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("sql_gateway_url"), "{warnings:?}");
     }
 }
 
@@ -600,4 +612,51 @@ fn tls_with_a_private_ca_and_a_client_certificate() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn a_row_over_the_runtimes_payload_limit_is_skipped_and_the_rest_delivered() {
+    // One row of the recorded bounded query gets a 64,000,001-byte column:
+    // the runtime would refuse its whole batch, again on every fetch.
+    let huge = 3;
+    let script = QueryScript::recorded("gw-23-select-bounded-eos").with_columns(
+        &[(
+            "note",
+            serde_json::json!({"type": "VARCHAR", "nullable": true, "length": 2147483647}),
+        )],
+        |row| {
+            let note = if row == huge {
+                "x".repeat(64_000_001)
+            } else {
+                format!("n{row}")
+            };
+            vec![note.into()]
+        },
+    );
+    let rows = script.rows();
+    let replay = Replay::start(vec![script]);
+    let ws = Workspace::new();
+    source(
+        &ws,
+        &records_config(&replay, "sql = \"SELECT * FROM orders_bounded\"", ""),
+    );
+    let (output, report) = run(&ws, IDLE, &[]);
+    assert_ran(&output, &report);
+    let notes: Vec<String> = ws
+        .dump(TOPIC)
+        .iter()
+        .map(|m| m["payload"]["note"].as_str().expect("note").to_string())
+        .collect();
+    let expected: Vec<String> = (0..rows)
+        .filter(|row| *row != huge)
+        .map(|row| format!("n{row}"))
+        .collect();
+    assert_eq!(notes, expected);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.lines().any(|l| l.starts_with("[plugin WARN")
+            && l.contains("Flink source 1: skipped message")
+            && l.contains("over the runtime's limit")),
+        "{log}"
+    );
 }

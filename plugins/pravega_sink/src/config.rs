@@ -1,8 +1,10 @@
 //! The sink's settings: the shared Pravega connection keys at the top level
 //! of `[plugin_config]`, then how events are routed and delivered.
 
+use iggy_connector_shared::RetryPolicy;
 use iggy_connector_shared::duration::serde_duration;
 use iggy_connector_shared::pravega::{MAX_EVENT_BYTES, PravegaConnection};
+use iggy_connector_shared::retry::outage_policy;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,12 +17,23 @@ pub struct SinkConfig {
     pub writer_mode: WriterMode,
     #[serde(default)]
     pub routing_key: RoutingKey,
+    /// What to do with a message whose routing key cannot be found.
+    #[serde(default)]
+    pub missing_routing_key: MissingRoutingKey,
     /// Larger events are refused (at most the client's 8 MiB).
     #[serde(default = "default_max_event_bytes")]
     pub max_event_bytes: usize,
     /// `exactly_once`: how long an open transaction lives without a ping.
     #[serde(default = "default_transaction_timeout", with = "serde_duration")]
     pub transaction_timeout: Duration,
+    /// Retries of a batch after a transient failure; what the table leaves
+    /// out rides out an outage of up to five minutes.
+    #[serde(default = "RetryPolicy::outage", deserialize_with = "outage_policy")]
+    pub retry: RetryPolicy,
+    /// One attempt at a batch gives up after this (the writer is then made
+    /// anew): a stalled server must not hold the batch past the retries.
+    #[serde(default = "default_attempt_timeout", with = "serde_duration")]
+    pub attempt_timeout: Duration,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
@@ -29,6 +42,10 @@ pub struct SinkConfig {
 
 fn default_max_event_bytes() -> usize {
     MAX_EVENT_BYTES
+}
+
+fn default_attempt_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_transaction_timeout() -> Duration {
@@ -61,6 +78,17 @@ pub enum RoutingKey {
     Header(String),
 }
 
+/// A message whose configured routing key is absent: `skip` it (counted and
+/// logged), or write it with `no_key` (to any segment: no order with the
+/// other events of its key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingRoutingKey {
+    #[default]
+    Skip,
+    NoKey,
+}
+
 impl SinkConfig {
     /// Checks what serde cannot; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
@@ -85,6 +113,10 @@ impl SinkConfig {
         if self.transaction_timeout < Duration::from_secs(10) {
             return Err("transaction_timeout must be at least 10s".into());
         }
+        self.retry.validate()?;
+        if self.attempt_timeout.is_zero() {
+            return Err("attempt_timeout must be greater than zero".into());
+        }
         Ok(())
     }
 }
@@ -108,6 +140,20 @@ mod tests {
         assert_eq!(c.writer_mode, WriterMode::AtLeastOnce);
         assert_eq!(c.routing_key, RoutingKey::None);
         assert_eq!(c.max_event_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.missing_routing_key, MissingRoutingKey::Skip);
+        assert_eq!(c.retry, RetryPolicy::outage());
+        assert_eq!(c.attempt_timeout, Duration::from_secs(60));
+        let c = parse(&format!(
+            r#"{{{BASE},"retry":{{"max_elapsed":"20s"}},"missing_routing_key":"no_key"}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.retry.max_elapsed, Some(Duration::from_secs(20)));
+        assert_eq!(
+            c.retry.max_attempts,
+            u32::MAX,
+            "the rest from the outage policy"
+        );
+        assert_eq!(c.missing_routing_key, MissingRoutingKey::NoKey);
         let c = parse(&format!(
             r#"{{{BASE},"writer_mode":"exactly_once","routing_key":{{"field":"customer.id"}},
             "max_event_bytes":1024,"transaction_timeout":"30s"}}"#
@@ -151,6 +197,18 @@ mod tests {
             (
                 r#"{"scope":"s","stream":"t"}"#.to_string(),
                 "controller_uri",
+            ),
+            (
+                format!(r#"{{{BASE},"retry":{{"max_attempts":0}}}}"#),
+                "retry.max_attempts",
+            ),
+            (
+                format!(r#"{{{BASE},"attempt_timeout":"0s"}}"#),
+                "attempt_timeout",
+            ),
+            (
+                format!(r#"{{{BASE},"missing_routing_key":"drop"}}"#),
+                "drop",
             ),
         ];
         for (json, expected) in cases {

@@ -12,15 +12,16 @@ use iggy_connector_sdk::{
     ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata, sink_connector,
 };
 use iggy_connector_shared::pravega::RealClient;
-use iggy_connector_shared::pravega::client::PravegaClient;
-use iggy_connector_shared::{Counters, RateLog};
-use mapping::Mapper;
+use iggy_connector_shared::pravega::client::{ClientError, PravegaClient};
+use iggy_connector_shared::{Counters, RateLog, retry};
+use mapping::{Mapper, Refusal};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use writer::Writer;
 
 sink_connector!(PravegaSink);
+iggy_connector_shared::connector_debug!(PravegaSink);
 
 const COUNTERS: [&str; 7] = [
     "written",
@@ -85,7 +86,11 @@ impl PravegaSink {
             .map_or(0, |d| d.as_nanos())
             ^ (u128::from(self.id) << 96);
         self.connected = Some(Connected {
-            mapper: Mapper::new(self.config.routing_key.clone(), self.config.max_event_bytes),
+            mapper: Mapper::new(
+                self.config.routing_key.clone(),
+                self.config.missing_routing_key,
+                self.config.max_event_bytes,
+            ),
             writer: Mutex::new(Writer::new(
                 client,
                 self.config.writer_mode,
@@ -112,7 +117,6 @@ impl PravegaSink {
     ) -> Result<(), Error> {
         let source = format!("{}/{}/{partition}", topic.stream, topic.topic);
         let mut events = Vec::with_capacity(messages.len());
-        let mut refused = 0;
         for message in messages {
             match connected.mapper.event(partition, message) {
                 Ok((event, missing_key)) => {
@@ -120,36 +124,53 @@ impl PravegaSink {
                         .add("missing_routing_key", u64::from(missing_key));
                     events.push(event);
                 }
+                // Left out, not failing the batch: the runtime has already
+                // committed its offsets, and Pravega would refuse the event
+                // on every retry.
                 Err(refusal) => {
-                    refused += 1;
-                    tracing::error!(
-                        "Pravega sink {}: message at offset {} of {source} refused: {refusal}",
+                    let counter = match refusal {
+                        Refusal::NoRoutingKey => "missing_routing_key",
+                        _ => "refused",
+                    };
+                    self.counters.add(counter, 1);
+                    tracing::warn!(
+                        "Pravega sink {}: message at offset {} of {source} skipped: {refusal}",
                         self.id,
                         message.offset
                     );
                 }
             }
         }
-        self.counters.add("refused", refused);
         let timestamp_ms = messages.iter().map(|m| m.timestamp).max().unwrap_or(0) / 1000;
-        let delivered = connected
-            .writer
-            .lock()
-            .await
-            .deliver(&source, events, timestamp_ms)
-            .await
-            .map_err(|e| {
-                let reason = self.config.connection.describe(&e);
-                tracing::error!("Pravega sink {}: batch of {source}: {reason}", self.id);
-                Error::CannotStoreData(reason)
-            })?;
+        let connection = &self.config.connection;
+        let attempt_timeout = self.config.attempt_timeout;
+        let what = format!("Pravega sink {}: batch of {source}", self.id);
+        let delivered = retry(&self.config.retry, &what, |_| {
+            let events = events.clone();
+            let source = &source;
+            async move {
+                let mut writer = connected.writer.lock().await;
+                let attempt = writer.deliver(source, events, timestamp_ms);
+                let outcome = match tokio::time::timeout(attempt_timeout, attempt).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        writer.reset();
+                        Err(ClientError::TimedOut(format!(
+                            "writing the batch (attempt_timeout {attempt_timeout:?})"
+                        )))
+                    }
+                };
+                // The retry logs each failure: never with a credential.
+                outcome.map_err(|e| ClientError::Failed(connection.describe(&e)))
+            }
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!("{what}: not written: {e}");
+            Error::CannotStoreData(e.to_string())
+        })?;
         self.counters.add("written", delivered.written);
         self.counters.add("skipped_duplicates", delivered.skipped);
-        if refused > 0 {
-            return Err(Error::InvalidRecordValue(format!(
-                "{refused} message(s) of {source} refused, the others written"
-            )));
-        }
         Ok(())
     }
 }
@@ -158,6 +179,9 @@ impl PravegaSink {
 impl Sink for PravegaSink {
     async fn open(&mut self) -> Result<(), Error> {
         self.config.validate().map_err(Error::InvalidConfigValue)?;
+        for risk in self.config.connection.risks() {
+            tracing::warn!("Pravega sink {}: {risk}", self.id);
+        }
         let client = RealClient::connect(&self.config.connection, self.config.transaction_timeout)
             .map_err(Error::InitError)?;
         self.connect(Arc::new(client)).await

@@ -1,7 +1,7 @@
 //! One Iggy message → one Pravega event: the payload bytes as the event
 //! (Pravega events have no headers) and the routing key the config asks for.
 
-use crate::config::RoutingKey;
+use crate::config::{MissingRoutingKey, RoutingKey};
 use iggy_common::HeaderKey;
 use iggy_connector_sdk::{ConsumedMessage, Payload};
 use simd_json::prelude::{TypedScalarValue, ValueAsScalar, ValueObjectAccess};
@@ -19,6 +19,7 @@ pub struct OutEvent {
 pub enum Refusal {
     TooLarge { size: usize, limit: usize },
     Unreadable(String),
+    NoRoutingKey,
 }
 
 impl std::fmt::Display for Refusal {
@@ -29,25 +30,30 @@ impl std::fmt::Display for Refusal {
                 "event of {size} bytes is above the limit of {limit} bytes (max_event_bytes)"
             ),
             Self::Unreadable(why) => write!(f, "payload cannot be written: {why}"),
+            Self::NoRoutingKey => f.write_str(
+                "its routing key (routing_key) is absent (missing_routing_key = \"skip\")",
+            ),
         }
     }
 }
 
 pub struct Mapper {
     routing: RoutingKey,
+    missing: MissingRoutingKey,
     max_event_bytes: usize,
 }
 
 impl Mapper {
-    pub fn new(routing: RoutingKey, max_event_bytes: usize) -> Self {
+    pub fn new(routing: RoutingKey, missing: MissingRoutingKey, max_event_bytes: usize) -> Self {
         Self {
             routing,
+            missing,
             max_event_bytes,
         }
     }
 
     /// The event, and whether the configured routing key was missing (the
-    /// event then goes without one).
+    /// event then goes without one, under `missing_routing_key = "no_key"`).
     pub fn event(
         &self,
         partition: u32,
@@ -70,6 +76,9 @@ impl Mapper {
             RoutingKey::Header(name) => header(message, name),
         };
         let missing = self.routing != RoutingKey::None && routing_key.is_none();
+        if missing && self.missing == MissingRoutingKey::Skip {
+            return Err(Refusal::NoRoutingKey);
+        }
         Ok((
             OutEvent {
                 offset: message.offset,
@@ -134,7 +143,7 @@ mod tests {
     }
 
     fn key(routing: RoutingKey, payload: Payload) -> (Option<String>, bool) {
-        let (event, missing) = Mapper::new(routing, 1024)
+        let (event, missing) = Mapper::new(routing, MissingRoutingKey::NoKey, 1024)
             .event(3, &message(payload))
             .unwrap();
         (event.routing_key, missing)
@@ -187,7 +196,7 @@ mod tests {
 
     #[test]
     fn payload_bytes_and_size_limit() {
-        let mapper = Mapper::new(RoutingKey::None, 5);
+        let mapper = Mapper::new(RoutingKey::None, MissingRoutingKey::Skip, 5);
         let (event, _) = mapper
             .event(1, &message(Payload::Text("hello".into())))
             .unwrap();
@@ -198,5 +207,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(refusal, Refusal::TooLarge { size: 6, limit: 5 });
         assert!(refusal.to_string().contains("max_event_bytes"));
+    }
+
+    #[test]
+    fn a_missing_routing_key_skips_the_message_by_default() {
+        let mapper = Mapper::new(
+            RoutingKey::Header("absent".into()),
+            MissingRoutingKey::Skip,
+            1024,
+        );
+        let refusal = mapper.event(1, &message(json("{}"))).unwrap_err();
+        assert_eq!(refusal, Refusal::NoRoutingKey);
+        assert!(refusal.to_string().contains("routing_key"), "{refusal}");
     }
 }

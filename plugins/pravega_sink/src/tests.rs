@@ -1,10 +1,13 @@
 //! The sink through its `Sink` interface: against the in-process fake (all
 //! connector logic) and against pravega-client's own mock mode (what that
 //! mode supports: stream setup, writes with acknowledgements, transactions).
+//! The fake, because no Pravega server runs on this machine and the mock
+//! mode can neither show what was stored nor fail or stall on demand.
 
 use super::*;
 use iggy_connector_sdk::{Payload, Schema};
 use iggy_connector_shared::pravega::fake::{FakePravega, Faults};
+use std::time::Duration;
 
 fn config(extra: &str) -> SinkConfig {
     let json = format!(
@@ -85,27 +88,43 @@ async fn creates_the_stream_and_routes_by_payload_field() {
     assert_eq!(count(&sink, "written"), 12);
 }
 
+// The fake: pravega-client's mock mode would accept any event, and no
+// server runs here.
 #[tokio::test]
-async fn refuses_oversized_messages_writes_the_rest_and_reports() {
-    let fake = FakePravega::with_stream(1);
-    let sink = open(r#","max_event_bytes":30"#, Arc::new(fake.clone())).await;
-    let mut batch = messages(0..3);
-    batch[1].payload = Payload::Raw(vec![b'x'; 31]);
-    let error = sink
-        .consume(&topic(), metadata(1), batch)
-        .await
-        .unwrap_err();
-    assert!(error.to_string().contains("1 message(s)"), "{error}");
-    assert_eq!(fake.payloads().len(), 2);
+async fn oversized_and_unroutable_messages_are_skipped_and_counted_the_rest_written() {
+    let fake = FakePravega::with_stream(2);
+    let sink = open(
+        r#","max_event_bytes":40,"routing_key":{"field":"customer"}"#,
+        Arc::new(fake.clone()),
+    )
+    .await;
+    let mut batch = messages(0..5);
+    batch[1].payload = Payload::Raw(vec![b'x'; 41]);
+    let mut no_customer = br#"{"order":3}"#.to_vec();
+    batch[3].payload = Payload::Json(simd_json::to_owned_value(&mut no_customer).unwrap());
+    sink.consume(&topic(), metadata(1), batch).await.unwrap();
+    let mut written: Vec<serde_json::Value> = fake
+        .payloads()
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect();
+    written.sort_by_key(|v| v["order"].as_u64());
+    let orders: Vec<_> = written
+        .iter()
+        .map(|v| v["order"].as_u64().unwrap())
+        .collect();
+    assert_eq!(orders, [0, 2, 4]);
     assert_eq!(count(&sink, "refused"), 1);
-    assert_eq!(count(&sink, "failed_batches"), 1);
+    assert_eq!(count(&sink, "missing_routing_key"), 1);
+    assert_eq!(count(&sink, "written"), 3);
+    assert_eq!(count(&sink, "failed_batches"), 0);
 }
 
 #[tokio::test]
-async fn missing_routing_keys_are_counted_and_written_without_one() {
+async fn missing_routing_keys_can_be_written_without_one() {
     let fake = FakePravega::with_stream(2);
     let sink = open(
-        r#","routing_key":{"header":"tenant"}"#,
+        r#","routing_key":{"header":"tenant"},"missing_routing_key":"no_key""#,
         Arc::new(fake.clone()),
     )
     .await;
@@ -141,20 +160,113 @@ async fn exactly_once_redelivery_is_not_committed_twice() {
     assert_eq!(keys, vec![Some("1".to_string()); 5]);
 }
 
-#[tokio::test]
-async fn a_failed_batch_returns_an_error() {
+// The fake: failures are injected into it.
+#[tokio::test(start_paused = true)]
+async fn a_batch_given_up_on_returns_an_error() {
     let fake = FakePravega::with_stream(1);
     fake.inject(Faults {
         failed_acks: 1,
         ..Faults::default()
     });
-    let sink = open("", Arc::new(fake.clone())).await;
+    let sink = open(r#","retry":{"max_attempts":1}"#, Arc::new(fake.clone())).await;
     let error = sink
         .consume(&topic(), metadata(1), messages(0..3))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::CannotStoreData(_)), "{error}");
     assert_eq!(count(&sink, "failed_batches"), 1);
+
+    // An outage longer than the retries' max_elapsed.
+    let sink = open(r#","retry":{"max_elapsed":"3s"}"#, Arc::new(fake.clone())).await;
+    fake.set_available(false);
+    let started = tokio::time::Instant::now();
+    let error = sink
+        .consume(&topic(), metadata(1), messages(0..3))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() <= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.to_string().contains("fake outage"), "{error}");
+    assert_eq!(count(&sink, "failed_batches"), 1);
+}
+
+// The fake: an outage that ends at a chosen moment cannot be staged with
+// pravega-client's mock mode, and no Pravega server runs here.
+#[tokio::test(start_paused = true)]
+async fn an_outage_is_ridden_out_by_default_and_the_batch_written_when_it_ends() {
+    for mode in ["at_least_once", "exactly_once"] {
+        let fake = FakePravega::with_stream(2);
+        let sink = open(
+            &format!(r#","writer_mode":"{mode}""#),
+            Arc::new(fake.clone()),
+        )
+        .await;
+        fake.set_available(false);
+        let outage = Duration::from_secs(40);
+        let back = {
+            let fake = fake.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(outage).await;
+                fake.set_available(true);
+            })
+        };
+        let started = tokio::time::Instant::now();
+        sink.consume(&topic(), metadata(1), messages(0..10))
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() >= outage,
+            "{mode}: {:?}",
+            started.elapsed()
+        );
+        back.await.unwrap();
+        assert_eq!(
+            fake.payloads().len(),
+            10,
+            "{mode}: written once, after the outage"
+        );
+        assert_eq!(count(&sink, "written"), 10, "{mode}");
+        assert_eq!(count(&sink, "failed_batches"), 0, "{mode}");
+    }
+}
+
+// The fake: a server that takes writes but never answers needs one.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_attempt_is_cut_by_attempt_timeout_and_retried() {
+    let fake = FakePravega::with_stream(1);
+    fake.delay_acks(Duration::from_secs(3600));
+    let sink = open(r#","attempt_timeout":"2s""#, Arc::new(fake.clone())).await;
+    let answering = {
+        let fake = fake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            fake.delay_acks(Duration::ZERO);
+        })
+    };
+    let started = tokio::time::Instant::now();
+    sink.consume(&topic(), metadata(1), messages(0..4))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    answering.await.unwrap();
+    // At least once: the stalled attempts' events were stored too.
+    let stored = fake.payloads();
+    assert!(stored.len() > 4, "{}", stored.len());
+    for n in 0..4 {
+        let order = format!(r#""order":{n},"#);
+        assert!(
+            stored
+                .iter()
+                .any(|p| String::from_utf8_lossy(p).contains(&order))
+        );
+    }
 }
 
 #[tokio::test]

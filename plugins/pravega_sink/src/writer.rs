@@ -63,11 +63,16 @@ impl Writer {
             WriterMode::ExactlyOnce => self.exactly_once(source, events, timestamp_ms).await,
         };
         if let Err(ClientError::Panicked(_) | ClientError::TimedOut(_)) = &result {
-            // The client's state inside them is unknown: start afresh.
-            self.events = None;
-            self.transactions = None;
+            self.reset();
         }
         result
+    }
+
+    /// Gives up the writers (the client's state inside them is unknown after
+    /// a panic or a time limit): the next delivery makes new ones.
+    pub fn reset(&mut self) {
+        self.events = None;
+        self.transactions = None;
     }
 
     /// Gives every event to the event writer (made on first use); their

@@ -28,6 +28,13 @@ fn text(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr)
 }
 
+/// The plugin's WARN line (as the harness prints it) holding `phrase`.
+fn warning<'a>(text: &'a str, phrase: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with("[plugin WARN") && l.contains(phrase))
+        .unwrap_or_else(|| panic!("no WARN with `{phrase}`: {text}"))
+}
+
 /// A loopback port with nothing listening (bound, then released).
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -131,5 +138,35 @@ fn an_unreachable_controller_fails_open_in_bounded_time_without_the_password() {
             "a connection error, not a panic: {text}"
         );
         assert!(!text.contains("hunter2-secret"), "{text}");
+        let warning = warning(&text, "credentials are sent in clear text");
+        assert!(
+            warning.contains("Pravega s"),
+            "names the connector: {warning}"
+        );
+    }
+}
+
+#[test]
+fn certificate_checks_turned_off_are_warned_about_under_the_old_key_too() {
+    let ws = Workspace::new();
+    let [sink, source] = libraries();
+    let base = format!(
+        "controller_uri = \"tls://127.0.0.1:{}\"\nscope = \"shop\"\nstream = \"orders\"\n\
+         request_timeout = \"1s\"\nmax_retries = 0\n",
+        closed_port()
+    );
+    for (library, tls, deprecated) in [
+        (&sink, "tls = { danger_accept_invalid_certs = true }", false),
+        (&source, "tls = { validate_hostname = false }", true),
+    ] {
+        let file = connector(&ws, "insecure", library, &format!("{base}{tls}"));
+        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+        let text = text(&output);
+        warning(&text, "certificate checks are OFF");
+        assert_eq!(
+            text.contains("tls.validate_hostname is deprecated"),
+            deprecated,
+            "{text}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! how batches are made.
 
 use iggy_connector_sdk::Schema;
+use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::duration::serde_duration;
 use iggy_connector_shared::pravega::client::{StartAt, StreamCut};
 use iggy_connector_shared::pravega::{PravegaConnection, check_name};
@@ -26,6 +27,10 @@ pub struct SourceConfig {
     /// How payloads are declared to the runtime: `raw`, `json` or `text`.
     #[serde(default = "raw")]
     pub schema: Schema,
+    /// An event the runtime would refuse (and with it the whole batch):
+    /// `skip` it or `wrap` its payload; counted and logged either way.
+    #[serde(default)]
+    pub invalid_messages: InvalidMessages,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
@@ -127,6 +132,9 @@ mod tests {
         assert_eq!(c.start_at(), Ok(StartAt::Head));
         assert_eq!(c.batch_size, 1000);
         assert_eq!(c.schema, Schema::Raw);
+        assert_eq!(c.invalid_messages, InvalidMessages::Skip);
+        let c = parse(&format!(r#"{{{BASE},"invalid_messages":"wrap"}}"#)).unwrap();
+        assert_eq!(c.invalid_messages, InvalidMessages::Wrap);
         let c = parse(&format!(
             r#"{{{BASE},"start":{{"stream_cut":{{"0":120,"4294967297":0}}}},"schema":"json","reader_group":"rg.1"}}"#
         ))
@@ -164,6 +172,7 @@ mod tests {
             (format!(r#"{{{BASE},"batch_size":0}}"#), "batch_size"),
             (format!(r#"{{{BASE},"poll_wait":"2m"}}"#), "poll_wait"),
             (format!(r#"{{{BASE},"schema":"avro"}}"#), "schema"),
+            (format!(r#"{{{BASE},"invalid_messages":"drop"}}"#), "drop"),
         ];
         for (json, expected) in cases {
             let error = parse(&json).unwrap_err();

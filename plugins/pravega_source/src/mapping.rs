@@ -48,6 +48,22 @@ pub fn message(stream: &str, event: ReadEvent) -> ProducedMessage {
     }
 }
 
+/// `segment N offset M` of a message made by `message`, for logs.
+pub fn position(message: &ProducedMessage) -> String {
+    let header = |name: &str| {
+        let key = HeaderKey::try_from(name).ok()?;
+        message
+            .headers
+            .as_ref()?
+            .get(&key)
+            .map(|v| v.to_string_value())
+    };
+    match (header(SEGMENT_HEADER), header(OFFSET_HEADER)) {
+        (Some(segment), Some(offset)) => format!("segment {segment} offset {offset}"),
+        _ => "position unknown".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +82,7 @@ mod tests {
             message.id,
             Some(message_id("shop/orders", 4_294_967_297, 120))
         );
+        assert_eq!(position(&message), "segment 4294967297 offset 120");
         let headers = message.headers.unwrap();
         let get = |k: &str| headers.get(&HeaderKey::try_from(k).unwrap()).unwrap();
         assert_eq!(get(STREAM_HEADER).as_str().unwrap(), "shop/orders");

@@ -1,17 +1,24 @@
 //! One open source: a reader in a reader group made anew from the committed
 //! positions, batches of events staged until the runtime's Ack, and on a
 //! Nack or a client failure a new reader at the committed positions.
+//! When events of a segment not read before show up, the stream has scaled:
+//! the controller is asked what replaced the segments read so far, and the
+//! sealed ones give way to their successors in the positions.
 
 use crate::config::SourceConfig;
-use crate::cursor::{Cursor, SavedState};
+use crate::cursor::{self, Cursor, SavedState};
 use crate::mapping;
 use async_trait::async_trait;
 use iggy_connector_sdk::source::SourceBatchResult;
-use iggy_connector_sdk::{ConnectorState, Error, ProducedMessages, Schema};
-use iggy_connector_shared::pravega::client::{EventReader, PravegaClient};
+use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
+use iggy_connector_shared::admission::InvalidMessages;
+use iggy_connector_shared::pravega::client::{
+    EventReader, PravegaClient, ReadEvent, StreamCut, Successors,
+};
 use iggy_connector_shared::pravega::{PravegaConnection, RealClient};
 use iggy_connector_shared::session_source::SourceSession;
 use iggy_connector_shared::{Counters, RateLog};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,11 +35,19 @@ pub struct Session {
     /// `None` after a Nack or a failure: the next poll makes a new one.
     reader: Option<Box<dyn EventReader>>,
     cursor: Cursor,
+    /// Sealed segments of the positions → their successors (never change
+    /// once sealed); only segments still in the positions are kept.
+    sealed: BTreeMap<i64, Successors>,
+    /// Ask the controller at the next batch, even without a new segment:
+    /// after a failed look-up, and at the first batch (saved positions may
+    /// hold a sealed segment, e.g. from a version that did not settle them).
+    check_successors: bool,
     /// `scope/stream`, in headers, message ids and the saved state.
     stream: String,
     batch_size: usize,
     poll_wait: Duration,
     schema: Schema,
+    invalid_messages: InvalidMessages,
     counters: Counters,
     rate_log: RateLog,
 }
@@ -48,6 +63,9 @@ impl SourceSession for Session {
         state: Option<ConnectorState>,
     ) -> Result<Self, Error> {
         config.validate().map_err(Error::InvalidConfigValue)?;
+        for risk in config.connection.risks() {
+            tracing::warn!("{} {id}: {risk}", Self::NAME);
+        }
         let client = RealClient::connect(&config.connection, UNUSED_TRANSACTION_TIMEOUT)
             .map_err(Error::InitError)?;
         Self::start(id, config, state, Arc::new(client)).await
@@ -68,6 +86,14 @@ impl SourceSession for Session {
                 }
             }
         }
+    }
+
+    fn invalid_messages(&self) -> InvalidMessages {
+        self.invalid_messages
+    }
+
+    fn describe(&self, message: &ProducedMessage) -> String {
+        mapping::position(message)
     }
 
     async fn close(&mut self) {
@@ -138,10 +164,13 @@ impl Session {
             group,
             reader: Some(reader),
             cursor: Cursor::new(committed, persisted),
+            sealed: BTreeMap::new(),
+            check_successors: true,
             stream,
             batch_size: config.batch_size,
             poll_wait: config.poll_wait,
             schema: config.schema,
+            invalid_messages: config.invalid_messages,
             counters: Counters::new(&COUNTERS),
             rate_log: RateLog::new(),
             connection,
@@ -168,7 +197,8 @@ impl Session {
                 return Err(Error::Connection(self.connection.describe(&e)));
             }
         };
-        let positions = self.cursor.after(&events);
+        let mut positions = self.cursor.after(&events);
+        self.settle(&events, &mut positions).await;
         // Also without events, until the runtime holds the start positions.
         let state = self
             .cursor
@@ -192,6 +222,43 @@ impl Session {
             messages,
             state,
         })
+    }
+
+    /// After events of a segment not in the committed positions (a scale):
+    /// learns what replaced the segments of `positions`, then lets the
+    /// sealed ones give way (`cursor::settle`).
+    async fn settle(&mut self, events: &[ReadEvent], positions: &mut StreamCut) {
+        let committed = self.cursor.committed();
+        let new_segment = events.iter().any(|e| !committed.contains_key(&e.segment));
+        if new_segment || self.check_successors {
+            self.check_successors = false;
+            for segment in positions.keys() {
+                if self.sealed.contains_key(segment) {
+                    continue;
+                }
+                match self.client.successors(*segment).await {
+                    Ok(successors) if successors.is_empty() => {}
+                    Ok(successors) => {
+                        self.sealed.insert(*segment, successors);
+                    }
+                    Err(e) => {
+                        // Kept until known: a sealed segment left in the
+                        // positions only costs re-reads after a restart.
+                        self.check_successors = true;
+                        tracing::warn!(
+                            "Pravega source {}: successors of segment {segment} unknown: {}",
+                            self.id,
+                            self.connection.describe(&e)
+                        );
+                    }
+                }
+            }
+        }
+        cursor::settle(positions, &self.sealed);
+        let committed = self.cursor.committed();
+        self.sealed.retain(|segment, _| {
+            positions.contains_key(segment) || committed.contains_key(segment)
+        });
     }
 
     /// Takes the reader offline and removes its group, so that none is left

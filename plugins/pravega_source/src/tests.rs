@@ -1,6 +1,9 @@
 //! The source session against the in-process fake (all connector logic:
-//! starts, Ack and Nack, state and resume, failures, release on close) and
-//! against pravega-client's own mock mode (reader group from a stream cut).
+//! starts, Ack and Nack, state and resume, scaling, admission, failures,
+//! release on close) and against pravega-client's own mock mode (reader
+//! group from a stream cut). The fake, because no Pravega server runs on
+//! this machine and the mock mode reads back filler bytes instead of the
+//! events written, cannot scale a stream and cannot fail on demand.
 
 use crate::config::SourceConfig;
 use crate::mapping::{OFFSET_HEADER, SEGMENT_HEADER, message_id};
@@ -268,5 +271,201 @@ async fn mock_mode_reader_group_from_a_stream_cut_and_a_bounded_close() {
     assert!(
         reader.close().await.is_ok(),
         "a closed reader is not closed twice"
+    );
+}
+
+/// Polls (at most `rounds` times, until a poll comes back empty) and
+/// acknowledges each batch; the numbers read, sorted, and the last state
+/// handed over.
+async fn drain(session: &mut Session, rounds: usize, state: &mut Option<Vec<u8>>) -> Vec<u32> {
+    let mut numbers = Vec::new();
+    for _ in 0..rounds {
+        let batch = session.poll().await.unwrap();
+        if let Some(saved) = &batch.state {
+            *state = Some(saved.0.clone());
+        }
+        session.on_batch_result(SourceBatchResult::Ack).await;
+        if batch.messages.is_empty() {
+            break;
+        }
+        numbers.extend(sorted_numbers(&batch));
+    }
+    numbers.sort_unstable();
+    numbers
+}
+
+fn saved_segments(state: &Option<Vec<u8>>) -> Vec<i64> {
+    let saved: crate::cursor::SavedState = held(state)
+        .and_then(|s| s.deserialize("test", 1))
+        .expect("a saved state");
+    saved.positions.into_keys().collect()
+}
+
+/// What the runtime would hand back at the next open.
+fn held(state: &Option<Vec<u8>>) -> Option<ConnectorState> {
+    state.clone().map(ConnectorState)
+}
+
+// The fake: no Pravega server runs here, and pravega-client's mock mode
+// neither scales streams nor reads back what was written.
+#[tokio::test]
+async fn after_a_split_nack_and_restart_read_each_event_once_and_drop_the_sealed_segment() {
+    let fake = FakePravega::with_stream(1);
+    fill(&fake, 0..6);
+    let mut state = None;
+    let mut session = open(&fake, r#","batch_size":4"#, None).await;
+    assert_eq!(
+        drain(&mut session, 10, &mut state).await,
+        Vec::from_iter(0..6)
+    );
+
+    let successors = fake.scale(&[0], 2);
+    fill(&fake, 6..20);
+    assert_eq!(
+        drain(&mut session, 20, &mut state).await,
+        Vec::from_iter(6..20)
+    );
+
+    // A Nacked batch comes again, and only it.
+    fill(&fake, 20..23);
+    let refused = session.poll().await.unwrap();
+    assert_eq!(sorted_numbers(&refused), [20, 21, 22]);
+    session.on_batch_result(SourceBatchResult::Nack).await;
+    assert_eq!(
+        drain(&mut session, 10, &mut state).await,
+        [20, 21, 22],
+        "no successor read again from its start"
+    );
+    assert_eq!(
+        saved_segments(&state),
+        successors,
+        "the sealed segment left the positions"
+    );
+
+    // A restart from the saved state reads only what is new.
+    session.close().await;
+    fill(&fake, 23..26);
+    let mut resumed = open(&fake, "", held(&state)).await;
+    assert_eq!(drain(&mut resumed, 10, &mut state).await, [23, 24, 25]);
+}
+
+// The fake, as above: scaling needs a server.
+#[tokio::test]
+async fn a_successor_without_events_yet_is_kept_so_nothing_is_lost() {
+    let fake = FakePravega::with_stream(1);
+    let mut session = open(&fake, "", None).await;
+    let mut state = None;
+    let successors = fake.scale(&[0], 2);
+    // One routing key: every event goes to one of the two successors.
+    for n in 0..3 {
+        fake.append(Some("one-key"), format!("event {n}").as_bytes());
+    }
+    assert_eq!(drain(&mut session, 10, &mut state).await, [0, 1, 2]);
+    assert_eq!(saved_segments(&state), successors, "both successors");
+    session.close().await;
+    for n in 3..30 {
+        fake.append(Some(&format!("key-{n}")), format!("event {n}").as_bytes());
+    }
+    let mut resumed = open(&fake, "", held(&state)).await;
+    assert_eq!(
+        drain(&mut resumed, 10, &mut state).await,
+        Vec::from_iter(3..30)
+    );
+    assert!(
+        fake.segments()[&successors[0]].len() > 1 && fake.segments()[&successors[1]].len() > 1,
+        "both successors had events"
+    );
+}
+
+// The fake, as above: scaling needs a server.
+#[tokio::test]
+async fn repeated_splits_and_merges_keep_the_state_to_the_open_segments() {
+    let fake = FakePravega::with_stream(2);
+    let mut session = open(&fake, r#","batch_size":7"#, None).await;
+    let mut state = None;
+    let mut next = 0;
+    let mut read = Vec::new();
+    for round in 0..6 {
+        let open_segments = fake.open_segments();
+        if round % 2 == 0 {
+            // Split the first open segment in two.
+            fake.scale(&open_segments[..1], 2);
+        } else {
+            // Merge the last two into one.
+            fake.scale(&open_segments[open_segments.len() - 2..], 1);
+        }
+        // Many routing keys, so that every open segment gets events.
+        for n in next..next + 30 {
+            fake.append(Some(&format!("key-{n}")), format!("event {n}").as_bytes());
+        }
+        next += 30;
+        read.extend(drain(&mut session, 20, &mut state).await);
+        // A Nack and a restart each round.
+        fill(&fake, next..next + 2);
+        next += 2;
+        assert!(!session.poll().await.unwrap().messages.is_empty());
+        session.on_batch_result(SourceBatchResult::Nack).await;
+        session.close().await;
+        session = open(&fake, r#","batch_size":7"#, held(&state)).await;
+        let saved = saved_segments(&state);
+        assert!(
+            saved.iter().all(|n| fake.open_segments().contains(n)),
+            "round {round}: {saved:?} holds only open segments {:?}",
+            fake.open_segments()
+        );
+    }
+    read.extend(drain(&mut session, 20, &mut state).await);
+    read.sort_unstable();
+    assert_eq!(read, Vec::from_iter(0..next), "each event once");
+}
+
+// The fake: pravega-client's mock mode reads back filler bytes, not the
+// events written, and no server runs here.
+#[tokio::test]
+async fn events_the_runtime_would_refuse_are_left_out_counted_and_not_read_again() {
+    use iggy_connector_shared::admission::Admission;
+    let fake = FakePravega::with_stream(1);
+    fake.append(None, br#"{"n":0}"#);
+    fake.append(None, b"not json");
+    fake.append(None, b"");
+    fake.append(None, br#"{"n":3}"#);
+    let mut session = open(&fake, r#","schema":"json""#, None).await;
+    let admission = Admission::new("Pravega source 1", session.invalid_messages());
+    // What SessionSource::poll does with every batch.
+    let mut batch = session.poll().await.unwrap();
+    let outcome = admission.admit(&mut batch, |m| session.describe(m));
+    assert_eq!(payloads(&batch), [r#"{"n":0}"#, r#"{"n":3}"#]);
+    assert_eq!((outcome.skipped, admission.skipped()), (2, 2));
+    assert!(batch.state.is_some(), "the state covers the skipped events");
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    assert!(session.poll().await.unwrap().messages.is_empty());
+
+    let describe = session.describe(&crate::mapping::message(
+        "shop/orders",
+        iggy_connector_shared::pravega::client::ReadEvent {
+            segment: 0,
+            offset: 15,
+            next_offset: 23,
+            payload: Vec::new(),
+        },
+    ));
+    assert_eq!(describe, "segment 0 offset 15");
+
+    // `wrap` keeps the non-JSON event as JSON; an empty one cannot be mended.
+    let mut wrapping = open(
+        &fake,
+        r#","schema":"json","invalid_messages":"wrap","reader_group":"wrapping""#,
+        None,
+    )
+    .await;
+    let admission = Admission::new("Pravega source 1", wrapping.invalid_messages());
+    let mut batch = wrapping.poll().await.unwrap();
+    let outcome = admission.admit(&mut batch, |m| wrapping.describe(m));
+    assert_eq!((outcome.skipped, outcome.wrapped), (1, 1));
+    assert_eq!(batch.messages.len(), 3);
+    assert!(
+        payloads(&batch)[1].contains("not json"),
+        "{:?}",
+        payloads(&batch)
     );
 }

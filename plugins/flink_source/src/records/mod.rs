@@ -18,6 +18,7 @@ use crate::client::rest::Rest;
 use crate::config::{RecordsSettings, Settings};
 use crate::metrics::Metrics;
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
+use iggy_connector_shared::admission::{Admission, InvalidMessages};
 use query::Statements;
 use rows::RowMapper;
 pub use state::RecordsState;
@@ -86,6 +87,9 @@ pub struct RecordsReader {
     statements: Statements,
     mapper: RowMapper,
     metrics: Arc<Metrics>,
+    /// Rows are JSON built here, so only a row over the runtime's payload
+    /// limit can fail its check: `skip` is the only useful policy.
+    admission: Admission,
     /// The delivered position and the query's facts.
     committed: RecordsState,
     /// What the runtime last saved.
@@ -159,6 +163,7 @@ impl RecordsReader {
             statements,
             mapper,
             metrics,
+            admission: Admission::new(format!("{PLUGIN} {id}"), InvalidMessages::Skip),
             committed,
             saved,
             staged: None,
@@ -324,18 +329,26 @@ impl RecordsReader {
         } else {
             None
         };
-        self.staged = Some(Staged {
-            saved: state.is_some(),
-            messages: read.messages.len() as u64,
-            bytes: read.messages.iter().map(|m| m.payload.len() as u64).sum(),
-            last_offset: read.last_offset,
-            state: read.next,
-        });
-        ProducedMessages {
+        let mut batch = ProducedMessages {
             schema: Schema::Json,
             messages: read.messages,
             state,
-        }
+        };
+        // Under runtime 0.5.x one row it cannot store refuses the whole
+        // batch, and the page would be fetched and refused again for good.
+        self.admission
+            .admit(&mut batch, |message| match message.id {
+                Some(id) => format!("row id {id:032x}"),
+                None => "row without id".to_string(),
+            });
+        self.staged = Some(Staged {
+            saved: batch.state.is_some(),
+            messages: batch.messages.len() as u64,
+            bytes: batch.messages.iter().map(|m| m.payload.len() as u64).sum(),
+            last_offset: read.last_offset,
+            state: read.next,
+        });
+        batch
     }
 }
 

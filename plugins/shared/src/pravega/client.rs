@@ -31,11 +31,25 @@ impl fmt::Display for ClientError {
     }
 }
 
+/// pravega-client tells no error kinds apart that a caller could act on:
+/// a lost connection, an unreachable controller or a sealed segment all
+/// come as a failure that can pass, so every one is worth another attempt
+/// (within the caller's retry policy).
+impl crate::error_class::Classify for ClientError {
+    fn class(&self) -> crate::error_class::ErrorClass {
+        crate::error_class::ErrorClass::Transient { retry_after: None }
+    }
+}
+
 /// Resolves when the server has acknowledged one written event.
 pub type Acknowledgement = Pin<Box<dyn Future<Output = Result<(), ClientError>> + Send>>;
 
 /// Segment number → offset: where reading starts in each segment.
 pub type StreamCut = BTreeMap<i64, i64>;
+
+/// The segments that replaced a sealed segment, each with all of its
+/// predecessors (a merged segment has several).
+pub type Successors = BTreeMap<i64, Vec<i64>>;
 
 /// Where a reader starts before it has positions of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +102,8 @@ pub trait PravegaClient: Send + Sync {
     ) -> Result<Box<dyn TransactionalWriter>, ClientError>;
     /// The explicit positions of every segment a reader would start at.
     async fn resolve(&self, start: &StartAt) -> Result<StreamCut, ClientError>;
+    /// What replaced `segment` once it was sealed; empty while it is open.
+    async fn successors(&self, segment: i64) -> Result<Successors, ClientError>;
     /// A reader in a reader group (made anew) that starts at `cut`.
     async fn reader(
         &self,

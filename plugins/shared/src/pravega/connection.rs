@@ -24,10 +24,6 @@ fn default_retry_delay() -> Duration {
     Duration::from_millis(100)
 }
 
-fn yes() -> bool {
-    true
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PravegaConnection {
@@ -65,10 +61,21 @@ pub struct Credentials {
 pub struct TlsSettings {
     /// A PEM file with the CA certificate(s) the servers' certificates chain to.
     pub trust_store: Option<String>,
-    /// `false` turns off certificate verification entirely: pravega-client
-    /// 0.3.7 cannot skip only the hostname check.
-    #[serde(default = "yes")]
-    pub validate_hostname: bool,
+    /// Accepts any certificate: no chain, expiry or hostname check
+    /// (pravega-client 0.3.7 has one switch for all of them).
+    #[serde(default)]
+    pub danger_accept_invalid_certs: bool,
+    /// The old name of `danger_accept_invalid_certs`, inverted: it said
+    /// "hostname" but turned off every certificate check. Still read, with
+    /// a deprecation warning at open.
+    pub validate_hostname: Option<bool>,
+}
+
+impl TlsSettings {
+    /// Whether certificate checks are off, under either name.
+    pub fn accepts_invalid_certs(&self) -> bool {
+        self.danger_accept_invalid_certs || self.validate_hostname == Some(false)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -137,9 +144,21 @@ impl PravegaConnection {
                     .into(),
             );
         }
+        if let Some(tls) = &self.tls
+            && tls.validate_hostname.is_some()
+            && tls.danger_accept_invalid_certs
+        {
+            return Err(
+                "tls.validate_hostname: replaced by tls.danger_accept_invalid_certs; give only the new key"
+                    .into(),
+            );
+        }
         if self.tls_enabled()
             && self.tls.as_ref().is_none_or(|t| t.trust_store.is_none())
-            && self.tls.as_ref().is_none_or(|t| t.validate_hostname)
+            && !self
+                .tls
+                .as_ref()
+                .is_some_and(TlsSettings::accepts_invalid_certs)
         {
             return Err("tls.trust_store: a TLS controller_uri needs the CA file".into());
         }
@@ -188,6 +207,35 @@ impl PravegaConnection {
     pub fn tls_enabled(&self) -> bool {
         self.controller_parts()
             .is_ok_and(|(scheme, _, _)| TLS_SCHEMES.contains(&scheme.as_str()))
+    }
+
+    /// What is unsafe or outdated in these settings, one sentence each, for
+    /// a WARN at open (never a credential in them).
+    pub fn risks(&self) -> Vec<String> {
+        let mut risks = Vec::new();
+        let tls = self.tls.as_ref();
+        if let Some(old) = tls.and_then(|t| t.validate_hostname) {
+            risks.push(format!(
+                "tls.validate_hostname is deprecated: it never checked only the hostname; \
+                 write tls.danger_accept_invalid_certs = {}",
+                !old
+            ));
+        }
+        if self.tls_enabled() && tls.is_some_and(TlsSettings::accepts_invalid_certs) {
+            risks.push(
+                "TLS certificate checks are OFF (tls.danger_accept_invalid_certs): any server, \
+                 or anyone in between, can pose as the controller and segment stores"
+                    .into(),
+            );
+        }
+        if self.credentials.is_some() && !self.tls_enabled() {
+            risks.push(format!(
+                "credentials are sent in clear text over `{}` (no TLS): anyone on the network \
+                 path can read them; use a tls:// controller_uri",
+                self.controller_uri
+            ));
+        }
+        risks
     }
 
     /// `scope/stream at uri`, for logs (credentials are never part of it).
@@ -377,6 +425,56 @@ mod tests {
             let error = parse(&json).unwrap_err();
             assert!(error.contains(expected), "{json}: {error}");
         }
+    }
+
+    #[test]
+    fn certificate_checks_off_and_clear_text_credentials_are_named_risks() {
+        let c = parse(&format!("{{{BASE}}}")).unwrap();
+        assert!(c.risks().is_empty());
+
+        let c = parse(&format!(
+            r#"{{{BASE},"credentials":{{"username":"admin","password":"hunter2"}}}}"#
+        ))
+        .unwrap();
+        let risks = c.risks().join("\n");
+        assert!(
+            risks.contains("clear text over `tcp://127.0.0.1:9090`"),
+            "{risks}"
+        );
+        assert!(
+            !risks.contains("hunter2") && !risks.contains("admin"),
+            "{risks}"
+        );
+
+        let tls = r#""controller_uri":"tls://h:9090","scope":"s","stream":"t""#;
+        let c = parse(&format!(
+            r#"{{{tls},"tls":{{"danger_accept_invalid_certs":true}},"credentials":{{"token":"c2VjcmV0"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.risks().len(), 1, "{:?}", c.risks());
+        assert!(c.risks()[0].contains("certificate checks are OFF"));
+
+        // The old key still works, and says what to write instead.
+        let c = parse(&format!(r#"{{{tls},"tls":{{"validate_hostname":false}}}}"#)).unwrap();
+        assert!(c.tls.as_ref().unwrap().accepts_invalid_certs());
+        let risks = c.risks().join("\n");
+        assert!(
+            risks.contains("tls.danger_accept_invalid_certs = true")
+                && risks.contains("certificate checks are OFF"),
+            "{risks}"
+        );
+        let c = parse(&format!(
+            r#"{{{tls},"tls":{{"validate_hostname":true,"trust_store":"/ca.pem"}}}}"#
+        ))
+        .unwrap();
+        assert!(!c.tls.as_ref().unwrap().accepts_invalid_certs());
+        assert_eq!(c.risks().len(), 1, "only the deprecation: {:?}", c.risks());
+
+        let both = parse(&format!(
+            r#"{{{tls},"tls":{{"validate_hostname":false,"danger_accept_invalid_certs":true}}}}"#
+        ))
+        .unwrap_err();
+        assert!(both.starts_with("tls.validate_hostname"), "{both}");
     }
 
     #[test]

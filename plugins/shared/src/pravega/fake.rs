@@ -3,15 +3,16 @@
 //! matters to the connector logic and nothing more: segments chosen by
 //! routing key, offsets as Pravega counts them (an 8-byte header per event),
 //! acknowledgements that can come late or fail, transactions whose events
-//! appear only on commit, readers that start at a stream cut, and injected
+//! appear only on commit, readers that start at a stream cut, scaling
+//! (sealed segments and their successors), an outage switch and injected
 //! failures.
 
 use crate::pravega::client::{
     Acknowledgement, ClientError, EventReader, EventWriter, PravegaClient, ReadEvent,
-    ScalingPolicy, StartAt, StreamCut, Transaction, TransactionalWriter,
+    ScalingPolicy, StartAt, StreamCut, Successors, Transaction, TransactionalWriter,
 };
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,11 +48,37 @@ struct State {
     aborts: Vec<String>,
     open_groups: Vec<String>,
     created_with: Option<ScalingPolicy>,
+    /// Sealed segment → the segments that replaced it, each with all of its
+    /// predecessors (what the controller answers).
+    sealed: BTreeMap<i64, Successors>,
+    /// While set, every call fails as if the servers were down.
+    unavailable: bool,
 }
 
 impl State {
+    fn end_of(&self, segment: i64) -> i64 {
+        self.segments
+            .get(&segment)
+            .and_then(|events| events.last())
+            .map_or(0, |e| e.offset + 8 + e.payload.len() as i64)
+    }
+
+    fn check_available(&self) -> Result<(), ClientError> {
+        if self.unavailable {
+            return Err(ClientError::Failed(
+                "no connection to the controller (fake outage)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn segment_for(&mut self, routing_key: Option<&str>) -> Result<i64, ClientError> {
-        let numbers: Vec<i64> = self.segments.keys().copied().collect();
+        let numbers: Vec<i64> = self
+            .segments
+            .keys()
+            .filter(|n| !self.sealed.contains_key(n))
+            .copied()
+            .collect();
         if numbers.is_empty() {
             return Err(ClientError::Failed("stream does not exist".into()));
         }
@@ -70,11 +97,8 @@ impl State {
 
     fn append(&mut self, routing_key: Option<String>, payload: Vec<u8>) -> Result<(), ClientError> {
         let segment = self.segment_for(routing_key.as_deref())?;
-        let events = self.segments.entry(segment).or_default();
-        let offset = events
-            .last()
-            .map_or(0, |e| e.offset + 8 + e.payload.len() as i64);
-        events.push(StoredEvent {
+        let offset = self.end_of(segment);
+        self.segments.entry(segment).or_default().push(StoredEvent {
             offset,
             routing_key,
             payload,
@@ -165,12 +189,53 @@ impl FakePravega {
     pub fn created_with(&self) -> Option<ScalingPolicy> {
         self.lock().created_with
     }
+
+    /// Seals the open segments `sealed` and puts `count` new segments
+    /// (numbered after the highest so far) in their place, each a successor
+    /// of every sealed one: one sealed segment is a split, several a merge.
+    /// Returns the new segments' numbers.
+    pub fn scale(&self, sealed: &[i64], count: usize) -> Vec<i64> {
+        let mut state = self.lock();
+        assert!(
+            sealed
+                .iter()
+                .all(|n| state.segments.contains_key(n) && !state.sealed.contains_key(n)),
+            "only open segments of the fake can be sealed"
+        );
+        let first = state.segments.keys().max().map_or(0, |n| n + 1);
+        let new: Vec<i64> = (first..first + count as i64).collect();
+        let successors: Successors = new.iter().map(|n| (*n, sealed.to_vec())).collect();
+        for n in &new {
+            state.segments.insert(*n, Vec::new());
+        }
+        for n in sealed {
+            state.sealed.insert(*n, successors.clone());
+        }
+        new
+    }
+
+    /// The stream's open segments.
+    pub fn open_segments(&self) -> Vec<i64> {
+        let state = self.lock();
+        state
+            .segments
+            .keys()
+            .filter(|n| !state.sealed.contains_key(n))
+            .copied()
+            .collect()
+    }
+
+    /// Turns the outage on (`false`) or off: while on, every call fails.
+    pub fn set_available(&self, available: bool) {
+        self.lock().unavailable = !available;
+    }
 }
 
 #[async_trait]
 impl PravegaClient for FakePravega {
     async fn ensure_stream(&self, scaling: ScalingPolicy) -> Result<(), ClientError> {
         let mut state = self.lock();
+        state.check_available()?;
         if state.segments.is_empty() {
             let count = match scaling {
                 ScalingPolicy::Fixed { segments } => segments,
@@ -184,7 +249,9 @@ impl PravegaClient for FakePravega {
     }
 
     async fn stream_exists(&self) -> Result<bool, ClientError> {
-        Ok(!self.lock().segments.is_empty())
+        let state = self.lock();
+        state.check_available()?;
+        Ok(!state.segments.is_empty())
     }
 
     async fn event_writer(&self) -> Result<Box<dyn EventWriter>, ClientError> {
@@ -200,20 +267,34 @@ impl PravegaClient for FakePravega {
 
     async fn resolve(&self, start: &StartAt) -> Result<StreamCut, ClientError> {
         let state = self.lock();
+        state.check_available()?;
+        let replaced: BTreeSet<i64> = state
+            .sealed
+            .values()
+            .flat_map(|successors| successors.keys().copied())
+            .collect();
         Ok(match start {
             StartAt::Cut(cut) => cut.clone(),
-            StartAt::Head => state.segments.keys().map(|n| (*n, 0)).collect(),
+            // The segments the stream began with.
+            StartAt::Head => state
+                .segments
+                .keys()
+                .filter(|n| !replaced.contains(n))
+                .map(|n| (*n, 0))
+                .collect(),
             StartAt::Tail => state
                 .segments
-                .iter()
-                .map(|(n, events)| {
-                    let end = events
-                        .last()
-                        .map_or(0, |e| e.offset + 8 + e.payload.len() as i64);
-                    (*n, end)
-                })
+                .keys()
+                .filter(|n| !state.sealed.contains_key(n))
+                .map(|n| (*n, state.end_of(*n)))
                 .collect(),
         })
+    }
+
+    async fn successors(&self, segment: i64) -> Result<Successors, ClientError> {
+        let state = self.lock();
+        state.check_available()?;
+        Ok(state.sealed.get(&segment).cloned().unwrap_or_default())
     }
 
     async fn reader(
@@ -221,11 +302,14 @@ impl PravegaClient for FakePravega {
         group: &str,
         cut: &StreamCut,
     ) -> Result<Box<dyn EventReader>, ClientError> {
-        self.lock().open_groups.push(group.to_string());
+        let mut state = self.lock();
+        state.check_available()?;
+        state.open_groups.push(group.to_string());
         Ok(Box::new(FakeReader {
             fake: self.clone(),
             group: group.to_string(),
             positions: cut.clone(),
+            future: BTreeMap::new(),
         }))
     }
 }
@@ -239,6 +323,7 @@ impl EventWriter for FakePravega {
     ) -> Result<Acknowledgement, ClientError> {
         let (delay, outcome) = {
             let mut state = self.lock();
+            state.check_available()?;
             if State::strike(&mut state.faults.failed_writes) {
                 return Err(ClientError::Failed("write refused (injected)".into()));
             }
@@ -266,6 +351,7 @@ impl EventWriter for FakePravega {
 impl TransactionalWriter for FakePravega {
     async fn begin(&mut self) -> Result<Box<dyn Transaction>, ClientError> {
         let mut state = self.lock();
+        state.check_available()?;
         state.transactions_begun += 1;
         Ok(Box::new(FakeTransaction {
             fake: self.clone(),
@@ -292,17 +378,21 @@ impl Transaction for FakeTransaction {
         routing_key: Option<String>,
         event: Vec<u8>,
     ) -> Result<(), ClientError> {
-        if State::strike(&mut self.fake.lock().faults.failed_writes) {
+        let mut state = self.fake.lock();
+        state.check_available()?;
+        if State::strike(&mut state.faults.failed_writes) {
             return Err(ClientError::Failed(
                 "transaction write refused (injected)".into(),
             ));
         }
+        drop(state);
         self.events.push((routing_key, event));
         Ok(())
     }
 
     async fn commit(&mut self, _timestamp_ms: u64) -> Result<(), ClientError> {
         let mut state = self.fake.lock();
+        state.check_available()?;
         if State::strike(&mut state.faults.failed_commits) {
             return Err(ClientError::Failed("commit refused (injected)".into()));
         }
@@ -323,12 +413,55 @@ impl Transaction for FakeTransaction {
 struct FakeReader {
     fake: FakePravega,
     group: String,
+    /// Segments to read and where; successors join as pravega-client's
+    /// reader group adds them.
     positions: StreamCut,
+    /// Successor → the predecessors it still waits for.
+    future: BTreeMap<i64, BTreeSet<i64>>,
 }
 
 impl FakeReader {
-    fn available(&self, max: usize) -> Vec<ReadEvent> {
-        let state = self.fake.lock();
+    /// Completes every sealed segment read to its end as pravega-client
+    /// 0.3.7 does (event/reader_group_state.rs, segment_completed_internal):
+    /// each successor waits for all of its predecessors, then joins the
+    /// segments to read at offset 0, whatever position it had before.
+    fn complete_sealed(&mut self, state: &State) {
+        // Each round completes at least one segment of a finite stream.
+        for _ in 0..=state.segments.len() {
+            let done: Vec<i64> = self
+                .positions
+                .iter()
+                .filter(|(n, at)| state.sealed.contains_key(n) && **at >= state.end_of(**n))
+                .map(|(n, _)| *n)
+                .collect();
+            if done.is_empty() {
+                return;
+            }
+            for segment in done {
+                self.positions.remove(&segment);
+                for (successor, predecessors) in &state.sealed[&segment] {
+                    self.future
+                        .entry(*successor)
+                        .or_insert_with(|| predecessors.iter().copied().collect());
+                }
+                for waiting in self.future.values_mut() {
+                    waiting.remove(&segment);
+                }
+                let ready: Vec<i64> = self
+                    .future
+                    .iter()
+                    .filter(|(_, waiting)| waiting.is_empty())
+                    .map(|(n, _)| *n)
+                    .collect();
+                for successor in ready {
+                    self.future.remove(&successor);
+                    self.positions.insert(successor, 0);
+                }
+            }
+        }
+    }
+
+    fn available(&self, state: &State, max: usize) -> Vec<ReadEvent> {
         let mut events = Vec::new();
         for (segment, from) in &self.positions {
             let stored = state.segments.get(segment).into_iter().flatten();
@@ -346,6 +479,17 @@ impl FakeReader {
         }
         events
     }
+
+    fn take(&mut self, max: usize) -> Vec<ReadEvent> {
+        let fake = self.fake.clone();
+        let state = fake.lock();
+        self.complete_sealed(&state);
+        let events = self.available(&state, max);
+        for event in &events {
+            self.positions.insert(event.segment, event.next_offset);
+        }
+        events
+    }
 }
 
 #[async_trait]
@@ -359,14 +503,12 @@ impl EventReader for FakeReader {
             if State::strike(&mut state.faults.failed_reads) {
                 return Err(ClientError::Failed("read refused (injected)".into()));
             }
+            state.check_available()?;
         }
-        let mut events = self.available(max);
+        let mut events = self.take(max);
         if events.is_empty() {
             tokio::time::sleep(wait).await;
-            events = self.available(max);
-        }
-        for event in &events {
-            self.positions.insert(event.segment, event.next_offset);
+            events = self.take(max);
         }
         Ok(events)
     }

@@ -5,9 +5,9 @@
 
 use crate::pravega::client::{
     Acknowledgement, ClientError, EventReader, EventWriter, PravegaClient, ReadEvent,
-    ScalingPolicy, StartAt, StreamCut, Transaction, TransactionalWriter,
+    ScalingPolicy, StartAt, StreamCut, Successors, Transaction, TransactionalWriter,
 };
-use crate::pravega::connection::PravegaConnection;
+use crate::pravega::connection::{PravegaConnection, TlsSettings};
 use async_trait::async_trait;
 use pravega_client::client_factory::ClientFactoryAsync;
 use pravega_client::event::reader_group::{
@@ -142,7 +142,7 @@ fn client_config(
         ))
         .is_tls_enabled(tls)
         .trustcerts(trust)
-        .disable_cert_verification(settings.is_some_and(|t| !t.validate_hostname))
+        .disable_cert_verification(settings.is_some_and(TlsSettings::accepts_invalid_certs))
         .credentials(credentials)
         .is_auth_enabled(connection.credentials.is_some())
         .request_timeout(connection.request_timeout)
@@ -318,6 +318,33 @@ impl PravegaClient for RealClient {
                 .collect()),
             _ => Err(failed("stream segments", "no positions")),
         }
+    }
+
+    async fn successors(&self, segment: i64) -> Result<Successors, ClientError> {
+        let factory = self.factory.clone();
+        let segment = ScopedSegment {
+            scope: self.stream.scope.clone(),
+            stream: self.stream.stream.clone(),
+            segment: pravega_client_shared::Segment::from(segment),
+        };
+        let found = contained("finding a segment's successors", self.limit, async move {
+            factory
+                .controller_client()
+                .get_successors(&segment)
+                .await
+                .map_err(|e| failed("segment successors", e.error))
+        })
+        .await??;
+        Ok(found
+            .segment_with_predecessors
+            .iter()
+            .map(|(successor, predecessors)| {
+                (
+                    successor.scoped_segment.segment.number,
+                    predecessors.iter().map(|p| p.number).collect(),
+                )
+            })
+            .collect())
     }
 
     async fn reader(
