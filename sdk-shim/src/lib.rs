@@ -1,6 +1,7 @@
 //! `iggy_connector_sdk`: a byte-compatible implementation of the Apache Iggy
 //! connector SDK. A plugin written against it builds against upstream's with
-//! only a `Cargo.toml` change; the ABI contract is in `shared/ABI.md`.
+//! only a `Cargo.toml` change; what it asks of a plugin, and how, is in
+//! this crate's README.
 //!
 //! Beyond upstream: no panic crosses the ABI, config errors name the field,
 //! undecodable messages are counted and logged with their offsets, and one

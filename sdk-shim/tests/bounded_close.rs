@@ -8,7 +8,7 @@
 //! not depend on what the connector awaits.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, mpsc};
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -44,8 +44,9 @@ extern "C" fn capture_log(
 ) {
     // SAFETY: the SDK passes a valid UTF-8 slice for the call.
     let text = unsafe { std::slice::from_raw_parts(message, message_len) };
+    // A panic here would abort the test process, not fail the test.
     LOG.lock()
-        .unwrap()
+        .unwrap_or_else(PoisonError::into_inner)
         .push((level, String::from_utf8_lossy(text).into_owned()));
 }
 

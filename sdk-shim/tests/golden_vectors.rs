@@ -1,6 +1,5 @@
 //! Byte compatibility with the upstream SDK: every vector in
-//! `golden/abi-vectors.json` (copied from `shared/golden/`, produced by the
-//! upstream SDK with postcard) decodes to the content its `value` describes,
+//! `golden/abi-vectors.json` (produced by the upstream SDK with postcard) decodes to the content its `value` describes,
 //! and that content, built here independently, encodes to the same bytes.
 
 use iggy_common::{HeaderKey, HeaderValue, UserHeaders};

@@ -1,6 +1,7 @@
 //! The sink against a real S2 API server (s2-lite, started per test on a free
 //! loopback port), driven through the real harness binary.
 
+use harness_test_support::process::exit_within;
 use harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
 use harness_test_support::*;
 use s2_sdk::S2Basin;
@@ -579,13 +580,12 @@ fn close_returns_soon_while_a_batch_waits_for_a_killed_s2_lite() {
     assert!(appended.is_some(), "the sink never appended");
     // The sink retries for minutes; the run must still end: stop at 5 s,
     // the stop wait, then close within 10 s.
-    let ended = wait_until(RUN + STOP_WAIT + Duration::from_secs(15), || {
-        run.try_wait().expect("harness status")
-    });
+    let ended = exit_within(
+        &mut run,
+        std::time::Instant::now(),
+        RUN + STOP_WAIT + Duration::from_secs(15),
+    );
     let elapsed = started.elapsed();
-    if ended.is_none() {
-        let _ = run.kill();
-    }
     let output = run.wait_with_output().expect("harness output");
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(ended.is_some(), "still running after {elapsed:?}: {log}");

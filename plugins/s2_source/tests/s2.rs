@@ -1,6 +1,7 @@
 //! The source against a real S2 API server (s2-lite, started per test on a
 //! free loopback port), driven through the real harness binary.
 
+use harness_test_support::process::exit_within;
 use harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
 use harness_test_support::*;
 use s2_sdk::S2Basin;
@@ -540,13 +541,12 @@ fn close_returns_soon_with_s2_lite_killed_under_a_running_source() {
     let read = wait_until(Duration::from_secs(20), || state.is_file().then_some(()));
     server.kill();
     assert!(read.is_some(), "the source never saved a state");
-    let ended = wait_until(RUN + Duration::from_secs(20), || {
-        run.try_wait().expect("harness status")
-    });
+    let ended = exit_within(
+        &mut run,
+        std::time::Instant::now(),
+        RUN + Duration::from_secs(20),
+    );
     let elapsed = started.elapsed();
-    if ended.is_none() {
-        let _ = run.kill();
-    }
     let output = run.wait_with_output().expect("harness output");
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(ended.is_some(), "still running after {elapsed:?}: {log}");

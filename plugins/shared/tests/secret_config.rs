@@ -5,7 +5,7 @@
 //! `NatsConnection`, flattened). A secret given as a number or boolean is
 //! read as its text, and a config error never shows a secret.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata};
@@ -70,8 +70,9 @@ iggy_connector_sdk::sink_connector!(SecretSink);
 extern "C" fn capture_log(_: u8, _: *const u8, _: usize, message: *const u8, len: usize) {
     // SAFETY: the SDK passes a valid slice for the call.
     let text = unsafe { std::slice::from_raw_parts(message, len) };
+    // A panic here would abort the test process, not fail the test.
     LOG.lock()
-        .unwrap()
+        .unwrap_or_else(PoisonError::into_inner)
         .push(String::from_utf8_lossy(text).into_owned());
 }
 

@@ -4,8 +4,7 @@
 //!
 //! The replay exists because no SQL Gateway can run here: the PyPI Flink
 //! distribution lacks its jar. It answers with the responses recorded from a
-//! real Flink 1.20.3 gateway (`tests/fixtures/gw-*`, copied from
-//! `shared/fixtures/flink`) and enforces the rules seen while recording:
+//! real Flink 1.20.3 gateway (`tests/fixtures/gw-*`) and enforces the rules seen while recording:
 //! only the current result token (answered with the same page again) or the
 //! next one is accepted, any other is HTTP 500 with the recorded stack
 //! trace; NOT_READY keeps the token; a streaming query's pages follow its
