@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use harness_test_support::nats::NatsServer;
-use harness_test_support::process::exit_within;
+use harness_test_support::process::{exit_within, signal};
 use harness_test_support::*;
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
@@ -32,14 +32,6 @@ fn wait_for_stored(server: &NatsServer, count: u64) {
         }
         panic!("the sink did not store {count} messages within 10 s");
     });
-}
-
-fn signal(server: &NatsServer, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &server.pid().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name}");
 }
 
 /// Runs the harness in on-poll mode while `outage` acts on the server.
@@ -93,9 +85,9 @@ fn a_server_frozen_for_20_seconds_loses_and_duplicates_nothing() {
     let server = setup(&ws);
     let (output, report) = run_through(&ws, || {
         wait_for_stored(&server, 2000);
-        signal(&server, "STOP");
+        signal(server.pid(), "STOP");
         std::thread::sleep(Duration::from_secs(20));
-        signal(&server, "CONT");
+        signal(server.pid(), "CONT");
     });
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -4,6 +4,7 @@
 //! through `/query`; request counts come from InfluxDB's `/debug/vars`.
 
 use harness_test_support::influxdb::{InfluxOptions, InfluxServer};
+use harness_test_support::process::signal;
 use harness_test_support::s2::{BackgroundRun, wait_until};
 use harness_test_support::*;
 use iggy_connector_sdk::{Schema, TopicMetadata};
@@ -604,14 +605,6 @@ fn every_point_arrived(run: BackgroundRun, server: &InfluxServer, database: &str
     log
 }
 
-fn signal(server: &InfluxServer, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &server.pid().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {signal}");
-}
-
 #[test]
 fn every_point_arrives_when_the_server_is_killed_and_restarted_mid_stream() {
     let ws = Workspace::new();
@@ -639,9 +632,9 @@ fn every_point_arrives_when_the_server_freezes_mid_stream() {
     // answers, so every attempt times out; five attempts would have given
     // up after ~12 s, well inside the freeze.
     let run = start_flowing(&ws, &server, "frozen", "2s");
-    signal(&server, "-STOP");
+    signal(server.pid(), "STOP");
     std::thread::sleep(Duration::from_secs(20));
-    signal(&server, "-CONT");
+    signal(server.pid(), "CONT");
     let log = every_point_arrived(run, &server, "frozen");
     assert!(
         log.contains("timed out") || log.contains("timeout"),
@@ -713,7 +706,7 @@ fn close_is_bounded_while_the_server_cannot_answer() {
         .expect("the sink library loads");
     // A frozen server takes the request and never answers: the write would
     // retry, request timeout after request timeout, for 5 minutes.
-    let (took, code) = close_during_outage(&api, &mut server, |s| signal(s, "-STOP"));
+    let (took, code) = close_during_outage(&api, &mut server, |s| signal(s.pid(), "STOP"));
     assert!(took < Duration::from_secs(10), "close took {took:?}");
     assert_eq!(code, 1, "the abandoned batch is reported");
     let log: Vec<String> = plugin_log::take().into_iter().map(|l| l.message).collect();
@@ -722,7 +715,7 @@ fn close_is_bounded_while_the_server_cannot_answer() {
             .any(|l| l.contains("abandoned") && l.contains("50 points (offsets 0..=49)")),
         "{log:#?}"
     );
-    signal(&server, "-CONT");
+    signal(server.pid(), "CONT");
     // A killed server refuses every connection: retried for 5 minutes too.
     let (took, code) = close_during_outage(&api, &mut server, InfluxServer::kill);
     assert!(took < Duration::from_secs(10), "close took {took:?}");

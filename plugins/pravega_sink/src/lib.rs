@@ -12,7 +12,7 @@ use iggy_connector_sdk::{
     ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata, sink_connector,
 };
 use iggy_connector_shared::pravega::RealClient;
-use iggy_connector_shared::pravega::client::{ClientError, PravegaClient};
+use iggy_connector_shared::pravega::client::{ClientError, PravegaClient, ScalingPolicy};
 use iggy_connector_shared::{Counters, RateLog, retry};
 use mapping::{Mapper, Refusal};
 use std::sync::Arc;
@@ -35,6 +35,9 @@ const COUNTERS: [&str; 7] = [
 
 struct Connected {
     mapper: Mapper,
+    /// `[create]`'s policy: a failed batch makes the stream again before
+    /// its next attempt.
+    create: Option<ScalingPolicy>,
     // One batch at a time: exactly once keeps one transaction per batch,
     // and at least once waits for the batch's own acknowledgements.
     writer: Mutex<Writer>,
@@ -63,10 +66,14 @@ impl PravegaSink {
     async fn connect(&mut self, client: Arc<dyn PravegaClient>) -> Result<(), Error> {
         let connection = &self.config.connection;
         let unreachable = |e: &dyn std::fmt::Display| Error::Connection(connection.describe(e));
+        let create = connection
+            .create
+            .as_ref()
+            .map(|create| create.scaling_policy().map_err(Error::InvalidConfigValue))
+            .transpose()?;
         // Either way a wrong controller, scope or stream fails `open`.
-        match &connection.create {
-            Some(create) => {
-                let policy = create.scaling_policy().map_err(Error::InvalidConfigValue)?;
+        match create {
+            Some(policy) => {
                 client
                     .ensure_stream(policy)
                     .await
@@ -86,6 +93,7 @@ impl PravegaSink {
             .map_or(0, |d| d.as_nanos())
             ^ (u128::from(self.id) << 96);
         self.connected = Some(Connected {
+            create,
             mapper: Mapper::new(
                 self.config.routing_key.clone(),
                 self.config.missing_routing_key,
@@ -145,21 +153,25 @@ impl PravegaSink {
         let connection = &self.config.connection;
         let attempt_timeout = self.config.attempt_timeout;
         let what = format!("Pravega sink {}: batch of {source}", self.id);
-        let delivered = retry(&self.config.retry, &what, |_| {
+        let delivered = retry(&self.config.retry, &what, |attempt| {
             let events = events.clone();
             let source = &source;
             async move {
                 let mut writer = connected.writer.lock().await;
-                let attempt = writer.deliver(source, events, timestamp_ms);
-                let outcome = match tokio::time::timeout(attempt_timeout, attempt).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        writer.reset();
+                let work = async {
+                    if attempt > 1 {
+                        writer.recover(connected.create).await?;
+                    }
+                    writer.deliver(source, events, timestamp_ms).await
+                };
+                // A cut attempt leaves the writers to the next one's `recover`.
+                let outcome = tokio::time::timeout(attempt_timeout, work)
+                    .await
+                    .unwrap_or_else(|_| {
                         Err(ClientError::TimedOut(format!(
                             "writing the batch (attempt_timeout {attempt_timeout:?})"
                         )))
-                    }
-                };
+                    });
                 // The retry logs each failure: never with a credential.
                 outcome.map_err(|e| ClientError::Failed(connection.describe(&e)))
             }

@@ -1,8 +1,9 @@
 //! The sink through its `Sink` interface: against the in-process fake (all
 //! connector logic) and against pravega-client's own mock mode (what that
 //! mode supports: stream setup, writes with acknowledgements, transactions).
-//! The fake, because no Pravega server runs on this machine and the mock
-//! mode can neither show what was stored nor fail or stall on demand.
+//! The fake for what a real server (tests/pravega_server.rs, tests/outages.rs)
+//! cannot be made to do on demand and the mock mode cannot show: a failure
+//! at a chosen call, a stall of a chosen length, time under a paused clock.
 
 use super::*;
 use iggy_connector_sdk::{Payload, Schema};
@@ -88,8 +89,8 @@ async fn creates_the_stream_and_routes_by_payload_field() {
     assert_eq!(count(&sink, "written"), 12);
 }
 
-// The fake: pravega-client's mock mode would accept any event, and no
-// server runs here.
+// The fake: the same case against a real server is in
+// tests/pravega_server.rs; this one needs no server and runs in milliseconds.
 #[tokio::test]
 async fn oversized_and_unroutable_messages_are_skipped_and_counted_the_rest_written() {
     let fake = FakePravega::with_stream(2);
@@ -193,8 +194,8 @@ async fn a_batch_given_up_on_returns_an_error() {
     assert_eq!(count(&sink, "failed_batches"), 1);
 }
 
-// The fake: an outage that ends at a chosen moment cannot be staged with
-// pravega-client's mock mode, and no Pravega server runs here.
+// The fake: an outage of 40 s on a paused clock (tests/outages.rs freezes a
+// real server for 20 s).
 #[tokio::test(start_paused = true)]
 async fn an_outage_is_ridden_out_by_default_and_the_batch_written_when_it_ends() {
     for mode in ["at_least_once", "exactly_once"] {
@@ -231,6 +232,48 @@ async fn an_outage_is_ridden_out_by_default_and_the_batch_written_when_it_ends()
         assert_eq!(count(&sink, "written"), 10, "{mode}");
         assert_eq!(count(&sink, "failed_batches"), 0, "{mode}");
     }
+}
+
+// The fake: it loses its stream on demand (tests/outages.rs restarts a real
+// standalone server, which comes back empty).
+#[tokio::test(start_paused = true)]
+async fn a_stream_lost_with_a_restart_is_created_again_before_the_retry() {
+    for mode in ["at_least_once", "exactly_once"] {
+        let fake = FakePravega::new();
+        let sink = open(
+            &format!(r#","writer_mode":"{mode}","create":{{"segments":2}}"#),
+            Arc::new(fake.clone()),
+        )
+        .await;
+        sink.consume(&topic(), metadata(1), messages(0..5))
+            .await
+            .unwrap();
+        fake.lose_everything();
+        sink.consume(&topic(), metadata(1), messages(5..10))
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.created_with(),
+            Some(ScalingPolicy::Fixed { segments: 2 }),
+            "{mode}"
+        );
+        assert_eq!(fake.payloads().len(), 5, "{mode}: the batch after the loss");
+        assert_eq!(count(&sink, "failed_batches"), 0, "{mode}");
+    }
+    // Without `[create]` the stream is not made: the batch fails once the
+    // retries run out.
+    let fake = FakePravega::with_stream(1);
+    let sink = open(r#","retry":{"max_elapsed":"3s"}"#, Arc::new(fake.clone())).await;
+    fake.lose_everything();
+    let error = sink
+        .consume(&topic(), metadata(1), messages(0..5))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("stream does not exist"),
+        "{error}"
+    );
+    assert_eq!(fake.created_with(), None);
 }
 
 // The fake: a server that takes writes but never answers needs one.

@@ -6,7 +6,7 @@ use crate::config::WriterMode;
 use crate::mapping::OutEvent;
 use iggy_connector_shared::Counters;
 use iggy_connector_shared::pravega::client::{
-    Acknowledgement, ClientError, EventWriter, PravegaClient, TransactionalWriter,
+    Acknowledgement, ClientError, EventWriter, PravegaClient, ScalingPolicy, TransactionalWriter,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +73,18 @@ impl Writer {
     pub fn reset(&mut self) {
         self.events = None;
         self.transactions = None;
+    }
+
+    /// Before another attempt at a batch that failed: new writers (one the
+    /// client failed in may be stuck on segments that are gone), and with
+    /// `create` the scope and stream made again, since a Pravega that
+    /// restarted without its metadata serves no stream until then.
+    pub async fn recover(&mut self, create: Option<ScalingPolicy>) -> Result<(), ClientError> {
+        self.reset();
+        match create {
+            Some(policy) => self.client.ensure_stream(policy).await,
+            None => Ok(()),
+        }
     }
 
     /// Gives every event to the event writer (made on first use); their

@@ -1,129 +1,58 @@
-//! Both Pravega libraries against a real Pravega (the docker-compose stack
-//! has one), through the real harness binary. They run only with
-//! `--ignored` and `PRAVEGA_CONTROLLER_URI` set (e.g. `tcp://127.0.0.1:9090`);
-//! run that way, they fail when the variable is unset or the controller
-//! does not answer. Each test uses a scope of its own.
+//! Both Pravega libraries against a real Pravega standalone server (one per
+//! test binary, each test in a scope of its own), through the real harness
+//! binary: every writer mode read back through the source, routing keys and
+//! segments, stream creation, and messages the sink cannot write.
 
+mod common;
+
+use common::*;
+use harness_test_support::pravega::PravegaServer;
 use harness_test_support::*;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
-const NEEDS_SERVER: &str =
-    "needs a Pravega server: set PRAVEGA_CONTROLLER_URI and run with --ignored";
-
-/// The controller URI; panics unless it is set and accepts connections.
 fn controller() -> String {
-    let uri = std::env::var("PRAVEGA_CONTROLLER_URI")
-        .unwrap_or_else(|_| panic!("PRAVEGA_CONTROLLER_URI is not set ({NEEDS_SERVER})"));
-    let address = uri.rsplit("://").next().unwrap_or(&uri);
-    let reachable = address
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut all| all.next())
-        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
-    assert!(reachable, "the Pravega controller at {uri} does not answer");
-    uri
+    PravegaServer::shared().controller_uri()
 }
 
-/// A scope name no other run uses.
-fn fresh_scope(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("iggy-{test}-{}-{nanos}", std::process::id())
-}
-
-fn connection(uri: &str, scope: &str) -> String {
-    format!(
-        "controller_uri = \"{uri}\"\nscope = \"{scope}\"\nstream = \"orders\"\nrequest_timeout = \"5s\"\nmax_retries = 3\n"
-    )
-}
-
-/// Produces `count` messages, runs the sink over them with `settings`
-/// (after the connection keys) and `run_args`, and reads the stream back.
+/// Produces messages 0..`count`, runs the sink over them with `settings`
+/// (after the connection keys) and `run_args`, and reads the stream back;
+/// the scope, the run's log and the messages read.
 fn round_trip(
     test: &str,
     count: u64,
     settings: &str,
     run_args: &[&str],
-) -> (String, Vec<serde_json::Value>) {
+) -> (String, String, Vec<Value>) {
     let uri = controller();
     let scope = fresh_scope(test);
     let ws = Workspace::new();
-    produce(&ws, count);
-    let sink = format!("{}{settings}", connection(&uri, &scope));
-    ws.sink(
-        "to_pravega",
-        &plugin("iggy_connector_pravega_sink"),
-        "out",
-        &sink,
-    );
+    produce(&ws, 0..count);
+    sink(&ws, &uri, &scope, "orders", settings);
     let (output, report) = ws.run(run_args);
     assert_ran(&output, &report);
-    let messages = read_back(&ws, &uri, &scope);
-    (scope, messages)
+    assert_eq!(connector(&report, SINK)["errors"], 0, "{report}");
+    let messages = read_back(&ws, &uri, &scope, "orders");
+    (scope, stderr(&output), messages)
 }
 
-fn produce(ws: &Workspace, count: u64) {
-    let lines: String = (0..count)
-        .map(|n| {
-            format!(
-                "{{\"headers\":{{\"tenant\":\"t{}\"}},\"payload\":{{\"n\":{n}}}}}\n",
-                n % 3
-            )
-        })
-        .collect();
-    ws.produce_lines("out", &lines, true);
-}
-
-fn assert_ran(output: &std::process::Output, report: &serde_json::Value) {
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The source reads the stream back from its head; the `n` of every message.
-fn read_back(ws: &Workspace, uri: &str, scope: &str) -> Vec<serde_json::Value> {
-    std::fs::remove_file(ws.connectors().join("to_pravega.toml")).unwrap();
-    let source = format!(
-        "{}schema = \"json\"\npoll_wait = \"200ms\"",
-        connection(uri, scope)
-    );
-    ws.source(
-        "from_pravega",
-        &plugin("iggy_connector_pravega_source"),
-        "back",
-        &source,
-    );
-    // Longer idle than `Workspace::run` allows: a reader group takes a while to start.
-    let (output, report) = ws.run_ending(&["--exit-when-idle", "5s", "--duration", "120s"]);
-    assert_ran(&output, &report);
-    ws.dump("back")
-}
-
-fn numbers(messages: &[serde_json::Value]) -> Vec<u64> {
-    sorted(
-        messages
-            .iter()
-            .map(|m| m["payload"]["n"].as_u64().unwrap_or_else(|| panic!("{m}")))
-            .collect(),
-    )
+/// `writer_mode`, and a one-segment stream created by `open`.
+fn created(mode: &str) -> String {
+    format!("writer_mode = \"{mode}\"\n[plugin_config.create]")
 }
 
 #[test]
-#[ignore = "needs a Pravega server: set PRAVEGA_CONTROLLER_URI and run with --ignored"]
-fn at_least_once_round_trip_with_segment_headers() {
-    let (scope, messages) = round_trip(
-        "alo",
-        300,
-        "writer_mode = \"at_least_once\"\nrouting_key = { header = \"tenant\" }\n\
-         [plugin_config.create]\nscaling = \"fixed\"\nsegments = 3",
-        &[],
-    );
+fn best_effort_round_trip_writes_every_message() {
+    let (_, log, messages) = round_trip("be", 300, &created("best_effort"), &[]);
     assert_eq!(numbers(&messages), (0..300).collect::<Vec<_>>());
+    assert_eq!(closing_counters(&log)["unacknowledged"], 0, "{log}");
+}
+
+#[test]
+fn at_least_once_round_trip_with_segment_headers() {
+    let (scope, log, messages) = round_trip("alo", 300, &created("at_least_once"), &[]);
+    assert_eq!(numbers(&messages), (0..300).collect::<Vec<_>>());
+    assert_eq!(closing_counters(&log)["written"], 300, "{log}");
     for message in &messages {
         let headers = &message["headers"];
         assert_eq!(
@@ -131,15 +60,30 @@ fn at_least_once_round_trip_with_segment_headers() {
             format!("string: {scope}/orders"),
             "{message}"
         );
-        assert!(headers.get("pravega-segment").is_some(), "{message}");
-        assert!(headers.get("pravega-offset").is_some(), "{message}");
+        int_header(message, "pravega-segment");
+        int_header(message, "pravega-offset");
     }
 }
 
 #[test]
-#[ignore = "needs a Pravega server: set PRAVEGA_CONTROLLER_URI and run with --ignored"]
+fn exactly_once_commits_one_transaction_per_batch() {
+    // Batches of 100 (the connector file's batch_length): 5 of them.
+    let (_, log, messages) = round_trip("eo1", 500, &created("exactly_once"), &[]);
+    assert_eq!(numbers(&messages), (0..500).collect::<Vec<_>>());
+    let counters = closing_counters(&log);
+    assert_eq!(counters["batches"], 5, "{log}");
+    assert_eq!(counters["written"], 500, "{log}");
+    // pravega-client logs each transaction it begins.
+    let transactions = log
+        .lines()
+        .filter(|l| l.contains("Transaction") && l.contains("created"))
+        .count();
+    assert_eq!(transactions, 5, "one transaction per batch:\n{log}");
+}
+
+#[test]
 fn exactly_once_survives_redelivered_batches() {
-    let (_, messages) = round_trip(
+    let (_, log, messages) = round_trip(
         "eo",
         500,
         "writer_mode = \"exactly_once\"\nrouting_key = \"partition\"\n\
@@ -151,23 +95,233 @@ fn exactly_once_survives_redelivered_batches() {
         (0..500).collect::<Vec<_>>(),
         "every message once"
     );
+    assert!(closing_counters(&log)["skipped_duplicates"] > 0, "{log}");
+}
+
+/// Per routing key (tenant), the segments its events landed in and their
+/// `n` in offset order.
+fn by_tenant(messages: &[Value]) -> BTreeMap<u64, (BTreeSet<i64>, Vec<u64>)> {
+    let mut placed: Vec<(i64, i64, u64)> = messages
+        .iter()
+        .zip(numbers_read(messages))
+        .map(|(m, n)| {
+            (
+                int_header(m, "pravega-segment"),
+                int_header(m, "pravega-offset"),
+                n,
+            )
+        })
+        .collect();
+    placed.sort_unstable();
+    let mut tenants: BTreeMap<u64, (BTreeSet<i64>, Vec<u64>)> = BTreeMap::new();
+    for (segment, _, n) in placed {
+        let (segments, order) = tenants.entry(n % 3).or_default();
+        segments.insert(segment);
+        order.push(n);
+    }
+    tenants
+}
+
+fn assert_each_key_in_one_segment_in_order(messages: &[Value]) {
+    let tenants = by_tenant(messages);
+    assert_eq!(tenants.len(), 3, "three tenants");
+    for (tenant, (segments, order)) in tenants {
+        assert_eq!(segments.len(), 1, "tenant t{tenant} in {segments:?}");
+        assert_eq!(order.len(), 100, "tenant t{tenant}");
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "tenant t{tenant} out of order: {order:?}"
+        );
+    }
 }
 
 #[test]
-#[ignore = "needs a Pravega server: set PRAVEGA_CONTROLLER_URI and run with --ignored"]
+fn header_routing_keeps_each_key_in_one_segment_in_order() {
+    let uri = controller();
+    let (scope, _, messages) = round_trip(
+        "hdr",
+        300,
+        "routing_key = { header = \"tenant\" }\n\
+         [plugin_config.create]\nscaling = \"fixed\"\nsegments = 3",
+        &[],
+    );
+    assert_eq!(segments(&uri, &scope, "orders"), 3);
+    assert_eq!(numbers(&messages), (0..300).collect::<Vec<_>>());
+    assert_each_key_in_one_segment_in_order(&messages);
+}
+
+#[test]
+fn field_routing_under_exactly_once_keeps_each_key_in_one_segment_in_order() {
+    let uri = controller();
+    let ws = Workspace::new();
+    let scope = fresh_scope("fld");
+    let lines: String = (0..300)
+        .map(|n| format!("{{\"n\":{n},\"tenant\":\"t{}\"}}\n", n % 3))
+        .collect();
+    ws.produce_lines("out", &lines, false);
+    sink(
+        &ws,
+        &uri,
+        &scope,
+        "orders",
+        "writer_mode = \"exactly_once\"\nrouting_key = { field = \"tenant\" }\n\
+         [plugin_config.create]\nsegments = 3",
+    );
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    let messages = read_back(&ws, &uri, &scope, "orders");
+    assert_eq!(numbers(&messages), (0..300).collect::<Vec<_>>());
+    assert_each_key_in_one_segment_in_order(&messages);
+}
+
+/// `check` (open, then close) on the sink's connector file; whether it
+/// opened, and its report as text.
+fn check_sink(ws: &Workspace) -> (bool, String) {
+    let file = ws.connectors().join(format!("{SINK}.toml"));
+    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(&output)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn open_creates_scope_and_stream_with_a_fixed_or_by_rate_policy() {
+    let uri = controller();
+    let ws = Workspace::new();
+    let scope = fresh_scope("create");
+    let policies = [
+        ("fixed", "scaling = \"fixed\"\nsegments = 3", 3),
+        (
+            "events",
+            "scaling = \"events_per_second\"\ntarget_rate = 1000\nsegments = 2",
+            2,
+        ),
+        (
+            "kilobytes",
+            "scaling = \"kilobytes_per_second\"\ntarget_rate = 512\nscale_factor = 3",
+            1,
+        ),
+    ];
+    for (stream, create, expected) in policies {
+        sink(
+            &ws,
+            &uri,
+            &scope,
+            stream,
+            &format!("[plugin_config.create]\n{create}"),
+        );
+        let (opened, report) = check_sink(&ws);
+        assert!(opened, "{stream}: {report}");
+        assert_eq!(segments(&uri, &scope, stream), expected, "{stream}");
+    }
+    // An existing stream keeps its policy: asking for 5 segments changes nothing.
+    sink(
+        &ws,
+        &uri,
+        &scope,
+        "fixed",
+        "[plugin_config.create]\nsegments = 5",
+    );
+    let (opened, report) = check_sink(&ws);
+    assert!(opened, "{report}");
+    assert_eq!(segments(&uri, &scope, "fixed"), 3);
+}
+
+#[test]
+fn open_without_create_fails_naming_the_missing_stream() {
+    let uri = controller();
+    let ws = Workspace::new();
+    let scope = fresh_scope("missing");
+    let refused_naming_the_stream = || {
+        sink(&ws, &uri, &scope, "absent", "");
+        let (opened, report) = check_sink(&ws);
+        assert!(!opened, "{report}");
+        assert!(
+            report.contains(&format!("{scope}/absent")) && report.contains("does not exist"),
+            "{report}"
+        );
+    };
+    // Neither scope nor stream exists.
+    refused_naming_the_stream();
+    // The scope exists (made with another stream), the stream does not.
+    sink(&ws, &uri, &scope, "present", "[plugin_config.create]");
+    assert!(check_sink(&ws).0);
+    refused_naming_the_stream();
+}
+
+#[test]
+fn messages_it_cannot_map_are_skipped_and_counted_the_rest_written() {
+    let uri = controller();
+    let scope = fresh_scope("poison");
+    // 0..100 with a tenant header, except 10 and 60 (no header) and 40
+    // (a payload over max_event_bytes), all in one batch.
+    let lines: String = (0..100)
+        .map(|n| match n {
+            10 | 60 => format!("{{\"headers\":{{}},\"payload\":{{\"n\":{n}}}}}\n"),
+            40 => format!(
+                "{{\"headers\":{{\"tenant\":\"t1\"}},\"payload\":{{\"n\":{n},\"pad\":\"{}\"}}}}\n",
+                "x".repeat(500)
+            ),
+            _ => format!(
+                "{{\"headers\":{{\"tenant\":\"t{}\"}},\"payload\":{{\"n\":{n}}}}}\n",
+                n % 3
+            ),
+        })
+        .collect();
+    for mode in ["at_least_once", "exactly_once"] {
+        let ws = Workspace::new();
+        ws.produce_lines("out", &lines, true);
+        let stream = mode.replace('_', "-");
+        sink(
+            &ws,
+            &uri,
+            &scope,
+            &stream,
+            &format!(
+                "writer_mode = \"{mode}\"\nrouting_key = {{ header = \"tenant\" }}\n\
+                 missing_routing_key = \"skip\"\nmax_event_bytes = 200\n[plugin_config.create]\nsegments = 2"
+            ),
+        );
+        let (output, report) = ws.run(&[]);
+        assert_ran(&output, &report);
+        let log = stderr(&output);
+        let counters = closing_counters(&log);
+        assert_eq!(counters["missing_routing_key"], 2, "{mode}: {log}");
+        assert_eq!(counters["refused"], 1, "{mode}: {log}");
+        assert_eq!(counters["written"], 97, "{mode}: {log}");
+        assert_eq!(counters["failed_batches"], 0, "{mode}: {log}");
+        assert!(
+            log.contains("message at offset 40 of orders/out/") && log.contains("skipped"),
+            "{mode}: the skip is logged with its offset: {log}"
+        );
+        let expected: Vec<u64> = (0..100).filter(|n| ![10, 40, 60].contains(n)).collect();
+        let messages = read_back(&ws, &uri, &scope, &stream);
+        assert_eq!(numbers(&messages), expected, "{mode}");
+    }
+}
+
+#[test]
 fn conformance_with_a_config_runs_every_check() {
     let uri = controller();
     let scope = fresh_scope("conf");
     let ws = Workspace::new();
     let config = format!(
         "{}[plugin_config.create]\nsegments = 1",
-        connection(&uri, &scope)
+        connection(&uri, &scope, "orders")
     );
     let sink = plugin("iggy_connector_pravega_sink");
     ws.sink("conf_sink", &sink, "out", &config);
     let source = plugin("iggy_connector_pravega_source");
     // The source needs the stream the sink's open creates.
-    ws.source("conf_source", &source, "in", &connection(&uri, &scope));
+    ws.source(
+        "conf_source",
+        &source,
+        "in",
+        &connection(&uri, &scope, "orders"),
+    );
     for (library, key) in [(&sink, "conf_sink"), (&source, "conf_source")] {
         let file = ws.connectors().join(format!("{key}.toml"));
         let output = ws.harness(&[
@@ -177,7 +331,7 @@ fn conformance_with_a_config_runs_every_check() {
             "--connector",
             file.to_str().unwrap(),
         ]);
-        let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert!(output.status.success(), "{reports}");
         assert_eq!(reports[0]["not_run"], serde_json::json!([]), "{reports}");
     }

@@ -11,11 +11,16 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Pravega's 255 characters less the suffix that makes each reader group's
+/// name unique (`-<milliseconds>-<number>`).
+const MAX_READER_GROUP_LEN: usize = 220;
+
 #[derive(Debug, Deserialize)]
 pub struct SourceConfig {
     #[serde(flatten)]
     pub connection: PravegaConnection,
-    /// Default: `iggy-source-<stream>`. Made anew at every open.
+    /// Default: `iggy-source-<stream>`. The start of the name of each reader
+    /// group, made anew at open, after a Nack and after a failure.
     pub reader_group: Option<String>,
     #[serde(default)]
     pub start: Start,
@@ -67,7 +72,13 @@ impl SourceConfig {
             return Err(format!("unknown setting `{key}`"));
         }
         self.connection.validate()?;
-        check_name("reader_group", &self.reader_group())?;
+        let group = self.reader_group();
+        check_name("reader_group", &group)?;
+        if group.len() > MAX_READER_GROUP_LEN {
+            return Err(format!(
+                "reader_group: `{group}` is longer than {MAX_READER_GROUP_LEN} characters (each reader group's name adds a unique suffix)"
+            ));
+        }
         self.start_at()?;
         if !(1..=10_000).contains(&self.batch_size) {
             return Err("batch_size must be 1 to 10000".into());
@@ -167,6 +178,10 @@ mod tests {
             ),
             (
                 format!(r#"{{{BASE},"reader_group":"a b"}}"#),
+                "reader_group",
+            ),
+            (
+                format!(r#"{{{BASE},"reader_group":"{}"}}"#, "g".repeat(221)),
                 "reader_group",
             ),
             (format!(r#"{{{BASE},"batch_size":0}}"#), "batch_size"),

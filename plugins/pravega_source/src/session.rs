@@ -155,7 +155,7 @@ impl Session {
             .await
             .map_err(|e| describe(&e))?;
         tracing::info!(
-            "Pravega source {id} reads {} (reader group `{group}`) from {from}: {committed:?}",
+            "Pravega source {id} reads {} (reader groups `{group}-…`) from {from}: {committed:?}",
             connection.target()
         );
         Ok(Self {
@@ -197,6 +197,11 @@ impl Session {
                 return Err(Error::Connection(self.connection.describe(&e)));
             }
         };
+        if reader.stalled() {
+            // The next poll starts a new reader at the committed positions:
+            // past the event it stopped at once this batch is acknowledged.
+            self.drop_reader().await;
+        }
         let mut positions = self.cursor.after(&events);
         self.settle(&events, &mut positions).await;
         // Also without events, until the runtime holds the start positions.

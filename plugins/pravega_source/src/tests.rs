@@ -1,9 +1,10 @@
 //! The source session against the in-process fake (all connector logic:
 //! starts, Ack and Nack, state and resume, scaling, admission, failures,
 //! release on close) and against pravega-client's own mock mode (reader
-//! group from a stream cut). The fake, because no Pravega server runs on
-//! this machine and the mock mode reads back filler bytes instead of the
-//! events written, cannot scale a stream and cannot fail on demand.
+//! group from a stream cut). The fake fails on demand and scales in ways
+//! a test controls exactly (merges, uneven scales); the mock mode reads
+//! back filler bytes instead of the events written. The real server's
+//! tests are in `tests/`.
 
 use crate::config::SourceConfig;
 use crate::mapping::{OFFSET_HEADER, SEGMENT_HEADER, message_id};
@@ -12,10 +13,14 @@ use iggy_common::HeaderKey;
 use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{ConnectorState, ProducedMessages};
 use iggy_connector_shared::pravega::RealClient;
-use iggy_connector_shared::pravega::client::{PravegaClient, ScalingPolicy, StartAt};
+use iggy_connector_shared::pravega::client::{
+    ClientError, EventReader, EventWriter, PravegaClient, ReadEvent, ScalingPolicy, StartAt,
+    StreamCut, Successors, TransactionalWriter,
+};
 use iggy_connector_shared::pravega::fake::{FakePravega, Faults};
 use iggy_connector_shared::session_source::SourceSession;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn config(extra: &str) -> SourceConfig {
     let json = format!(
@@ -468,4 +473,84 @@ async fn events_the_runtime_would_refuse_are_left_out_counted_and_not_read_again
         "{:?}",
         payloads(&batch)
     );
+}
+
+/// The fake with readers that stop at an empty event and then say they
+/// are stalled, as the real client's readers do at an event of zero bytes
+/// (recognising one is shown against a real server, tests/pravega_server.rs).
+struct StallingClient(FakePravega);
+
+struct StallingReader(Box<dyn EventReader>, bool);
+
+#[async_trait::async_trait]
+impl EventReader for StallingReader {
+    async fn read(&mut self, max: usize, wait: Duration) -> Result<Vec<ReadEvent>, ClientError> {
+        let mut events = self.0.read(max, wait).await?;
+        if let Some(empty) = events.iter().position(|e| e.payload.is_empty()) {
+            events.truncate(empty + 1);
+            self.1 = true;
+        }
+        Ok(events)
+    }
+
+    fn stalled(&self) -> bool {
+        self.1
+    }
+
+    async fn close(&mut self) -> Result<(), ClientError> {
+        self.0.close().await
+    }
+}
+
+#[async_trait::async_trait]
+impl PravegaClient for StallingClient {
+    async fn ensure_stream(&self, scaling: ScalingPolicy) -> Result<(), ClientError> {
+        self.0.ensure_stream(scaling).await
+    }
+    async fn stream_exists(&self) -> Result<bool, ClientError> {
+        self.0.stream_exists().await
+    }
+    async fn event_writer(&self) -> Result<Box<dyn EventWriter>, ClientError> {
+        self.0.event_writer().await
+    }
+    async fn transactional_writer(
+        &self,
+        writer_id: u128,
+    ) -> Result<Box<dyn TransactionalWriter>, ClientError> {
+        self.0.transactional_writer(writer_id).await
+    }
+    async fn resolve(&self, start: &StartAt) -> Result<StreamCut, ClientError> {
+        self.0.resolve(start).await
+    }
+    async fn successors(&self, segment: i64) -> Result<Successors, ClientError> {
+        self.0.successors(segment).await
+    }
+    async fn reader(
+        &self,
+        group: &str,
+        cut: &StreamCut,
+    ) -> Result<Box<dyn EventReader>, ClientError> {
+        Ok(Box::new(StallingReader(
+            self.0.reader(group, cut).await?,
+            false,
+        )))
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_reader_gives_way_to_one_past_the_event_it_stopped_at() {
+    let fake = FakePravega::with_stream(1);
+    for payload in ["a", "", "b"] {
+        fake.append(None, payload.as_bytes());
+    }
+    let client = Arc::new(StallingClient(fake.clone()));
+    let mut session = Session::start(1, config(""), None, client).await.unwrap();
+    assert_eq!(payloads(&session.poll().await.unwrap()), ["a", ""]);
+    assert!(
+        fake.open_groups().is_empty(),
+        "the stalled reader was released"
+    );
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    assert_eq!(payloads(&session.poll().await.unwrap()), ["b"]);
+    assert_eq!(fake.open_groups(), ["iggy-source-orders"], "a new reader");
 }

@@ -1,7 +1,7 @@
 //! The sink against a real S2 API server (s2-lite, started per test on a free
 //! loopback port), driven through the real harness binary.
 
-use harness_test_support::process::exit_within;
+use harness_test_support::process::{exit_within, signal};
 use harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
 use harness_test_support::*;
 use s2_sdk::S2Basin;
@@ -425,15 +425,6 @@ fn the_first_read_back_stops_at_its_bound() {
     let log = replay("unbounded", "");
     assert!(!log.contains("the `read_back` bound"), "{log}");
     assert_eq!(tail(&rt, &basin, "shared"), 3200);
-}
-
-/// Sends SIGSTOP or SIGCONT to a process by PID.
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name} {pid}");
 }
 
 #[test]

@@ -17,6 +17,8 @@ const PIPELINE: &[&str] = &[
     "opengemini_sink",
     "s2_source",
     "flink_source",
+    "pravega_sink",
+    "pravega_source",
 ];
 
 pub const FLINK_TOPIC: &str = "flink_jobs";
@@ -55,6 +57,10 @@ pub fn write(
             eprintln!("   {key}: left out (no Flink cluster)");
             continue;
         }
+        if key.starts_with("pravega_") && servers.pravega.is_none() {
+            eprintln!("   {key}: left out (no Pravega server)");
+            continue;
+        }
         localize(&mut file, plugins, servers)?;
         let target = out.join(format!("{key}.toml"));
         std::fs::write(&target, toml::to_string(&file).map_err(|e| e.to_string())?)
@@ -85,6 +91,10 @@ fn localize(file: &mut Table, plugins: &Path, servers: &Servers) -> Result<(), S
     }
     if config.contains_key("discovery_interval") {
         config.insert("discovery_interval".into(), "1s".into());
+    }
+    if config.contains_key("controller_uri") {
+        let pravega = servers.pravega.as_ref().ok_or("no Pravega server")?;
+        config.insert("controller_uri".into(), pravega.controller_uri().into());
     }
     if config.contains_key("urls") {
         config.insert("urls".into(), vec![servers.influxdb.url()].into());

@@ -1,10 +1,13 @@
 //! The systems the pipeline talks to, each a real server started on a free
 //! loopback port under the run's temp dir and stopped by PID when dropped.
-//! Flink joins only when Java and the PyPI Flink distribution are present.
+//! Flink joins only when Java and the PyPI Flink distribution are present,
+//! Pravega only when Java and its standalone's classpath are.
 
 use harness_test_support::flink::FlinkCluster;
 use harness_test_support::influxdb::InfluxServer;
 use harness_test_support::nats::NatsServer;
+use harness_test_support::pravega::PravegaServer;
+use harness_test_support::process::install_root;
 use harness_test_support::s2::S2Lite;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +28,7 @@ pub struct Servers {
     pub influxdb: InfluxServer,
     pub s2: S2Lite,
     pub flink: Option<Flink>,
+    pub pravega: Option<PravegaServer>,
 }
 
 impl Servers {
@@ -47,11 +51,19 @@ impl Servers {
                 start_flink(dir)
             })),
         };
+        let pravega = match pravega_missing() {
+            Some(reason) => {
+                eprintln!("   Pravega left out: {reason}");
+                None
+            }
+            None => Some(timed("Pravega standalone", || PravegaServer::start(dir))),
+        };
         Self {
             nats,
             influxdb,
             s2,
             flink,
+            pravega,
         }
     }
 }
@@ -63,21 +75,36 @@ fn timed<T>(what: &str, start: impl FnOnce() -> T) -> T {
     server
 }
 
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// Why Flink cannot join, if it cannot.
 fn flink_missing() -> Option<String> {
-    let runs = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
     if !runs("java", &["-version"]) || !runs("javac", &["-version"]) {
         return Some("no Java (java and javac)".into());
     }
     if !runs("python3", &["-c", "import pyflink"]) {
         return Some("the PyPI package apache-flink is not installed".into());
+    }
+    None
+}
+
+/// Why Pravega cannot join, if it cannot.
+fn pravega_missing() -> Option<String> {
+    if !runs("java", &["-version"]) {
+        return Some("no Java".into());
+    }
+    let classpath = install_root()
+        .map(|root| root.join("pravega/classpath.txt"))
+        .filter(|file| file.is_file());
+    if classpath.is_none() {
+        return Some("the standalone is not installed (scripts/install-test-deps)".into());
     }
     None
 }

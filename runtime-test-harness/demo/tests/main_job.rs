@@ -1,12 +1,18 @@
-//! The main job's pipeline end to end: real nats-server, InfluxDB, s2-lite
-//! and Flink, the debug plugin libraries, the shipped connector files, and
-//! faults injected into every connector (a redelivered sink batch and a
-//! Nacked source batch every second batch). The demo's own checks must pass
-//! for every connector, Flink included: CI has Java, so a missing Flink fails.
+//! The main job's pipeline end to end: real nats-server, InfluxDB, s2-lite,
+//! Flink and Pravega, the debug plugin libraries, the shipped connector
+//! files, and faults injected into every connector (a redelivered sink batch
+//! and a Nacked source batch every second batch). The demo's own checks must
+//! pass for every connector, Flink and Pravega included: CI has Java and
+//! installs Pravega's standalone, so a missing one fails.
 
 use harness_test_support::build_dir;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// One pipeline at a time: each starts its own JVMs (Flink, Pravega), too
+/// many for the two cores of the build machines at once.
+static ONE_PIPELINE: Mutex<()> = Mutex::new(());
 
 #[test]
 fn every_order_arrives_exactly_once_across_all_connectors_despite_faults() {
@@ -22,6 +28,7 @@ fn every_order_arrives_exactly_once_across_all_connectors_despite_faults() {
         "S2 sink (upsert)",
         "OpenGemini sink",
         "Flink source (monitor)",
+        "Pravega source",
     ] {
         let row = stdout
             .lines()
@@ -29,7 +36,7 @@ fn every_order_arrives_exactly_once_across_all_connectors_despite_faults() {
             .unwrap_or_else(|| panic!("no check row for {path}: {}", context()));
         assert!(row.contains(" ok "), "{row}");
     }
-    for key in ["nats_jetstream_source", "s2_source"] {
+    for key in ["nats_jetstream_source", "s2_source", "pravega_source"] {
         let nacks: u64 = stdout
             .lines()
             .find(|line| line.starts_with(key))
@@ -43,6 +50,9 @@ fn every_order_arrives_exactly_once_across_all_connectors_despite_faults() {
 /// Runs the demo from the repository root on the debug plugins with 3000
 /// orders and the given extra arguments.
 fn demo(extra: &[&str]) -> Output {
+    let _alone = ONE_PIPELINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     Command::new(env!("CARGO_BIN_EXE_iggy-demo"))
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .arg("--plugins-dir")
@@ -59,7 +69,8 @@ fn tail(text: &str) -> String {
 }
 
 /// The same pipeline with the sources spoken to as runtime 0.4.x does (v1:
-/// no Ack/Nack), sink batches redelivered: still every order exactly once.
+/// no Ack/Nack), sink batches redelivered: still every order exactly once,
+/// Pravega's round trip included.
 #[test]
 fn the_pipeline_holds_under_the_v1_source_protocol_of_runtime_0_4() {
     let output = demo(&[
@@ -76,7 +87,13 @@ fn the_pipeline_holds_under_the_v1_source_protocol_of_runtime_0_4() {
         "stdout:\n{stdout}\nstderr (end):\n{}",
         tail(&stderr)
     );
-    for key in ["nats_jetstream_source", "s2_source"] {
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.contains("Pravega source") && line.contains(" ok ")),
+        "the Pravega round trip was checked: {stdout}"
+    );
+    for key in ["nats_jetstream_source", "s2_source", "pravega_source"] {
         let under_v1 = stderr.lines().any(|line| {
             line.starts_with(&format!("source {key} (")) && line.ends_with("runs the v1 protocol")
         });

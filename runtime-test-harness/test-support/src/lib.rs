@@ -8,6 +8,7 @@ pub mod flink;
 pub mod influxdb;
 pub mod nats;
 pub mod perf;
+pub mod pravega;
 pub mod process;
 pub mod s2;
 

@@ -12,11 +12,10 @@ use std::time::Duration;
 pub struct NatsServer {
     pub port: u16,
     store: PathBuf,
-    log: PathBuf,
     /// Replaces the listen and JetStream flags when set.
     config: Option<PathBuf>,
     extra_args: Vec<String>,
-    process: Option<ServerProcess>,
+    process: ServerProcess,
 }
 
 /// The nats-server the tests run: `NATS_SERVER` when set (scripts/test runs
@@ -78,10 +77,9 @@ impl NatsServer {
         let mut server = Self {
             port,
             store: dir.join("nats-store"),
-            log: dir.join("nats-server.log"),
             config,
             extra_args: extra_args.iter().map(|a| a.as_ref().to_string()).collect(),
-            process: None,
+            process: ServerProcess::idle("nats-server", &dir.join("nats-server.log")),
         };
         server.launch();
         server
@@ -103,16 +101,12 @@ impl NatsServer {
                 .arg(&self.store),
         };
         command.args(&self.extra_args);
-        let mut process = ServerProcess::spawn("nats-server", command, &self.log);
-        process.await_port(self.port, Duration::from_secs(20));
-        self.process = Some(process);
+        self.process.start(command);
+        self.process.await_port(self.port, Duration::from_secs(20));
     }
 
     pub fn pid(&self) -> u32 {
-        self.process
-            .as_ref()
-            .and_then(ServerProcess::pid)
-            .expect("nats-server is running")
+        self.process.running_pid()
     }
 
     pub fn url(&self) -> String {
@@ -121,9 +115,7 @@ impl NatsServer {
 
     /// Kills the server (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop();
-        }
+        self.process.stop();
     }
 
     /// Starts it again on the same port with the same store.
@@ -133,9 +125,6 @@ impl NatsServer {
     }
 
     pub fn log_tail(&self) -> String {
-        self.process
-            .as_ref()
-            .map(ServerProcess::log_tail)
-            .unwrap_or_default()
+        self.process.log_tail()
     }
 }

@@ -7,7 +7,31 @@ pub const MARKER: &str = "PERF-RESULT ";
 /// Prints one comparison: the plugin through the harness against the raw
 /// client on the same server in the same run.
 pub fn report(plugin: &str, variant: &str, unit: &str, raw_rate: f64, plugin_rate: f64) {
-    let line = serde_json::json!({
+    print_line(plugin, variant, unit, raw_rate, plugin_rate, None);
+}
+
+/// As `report`, for a comparison held to a share of the raw client's rate
+/// of its own instead of the report's default target.
+pub fn report_with_target(
+    plugin: &str,
+    variant: &str,
+    unit: &str,
+    raw_rate: f64,
+    plugin_rate: f64,
+    target: f64,
+) {
+    print_line(plugin, variant, unit, raw_rate, plugin_rate, Some(target));
+}
+
+fn print_line(
+    plugin: &str,
+    variant: &str,
+    unit: &str,
+    raw_rate: f64,
+    plugin_rate: f64,
+    target: Option<f64>,
+) {
+    let mut line = serde_json::json!({
         "plugin": plugin,
         "variant": variant,
         "unit": unit,
@@ -15,6 +39,9 @@ pub fn report(plugin: &str, variant: &str, unit: &str, raw_rate: f64, plugin_rat
         "plugin_rate": plugin_rate,
         "ratio": plugin_rate / raw_rate,
     });
+    if let Some(target) = target {
+        line["target"] = target.into();
+    }
     println!("{MARKER}{line}");
 }
 

@@ -80,6 +80,17 @@ pub fn exit_within(child: &mut Child, started: Instant, limit: Duration) -> Opti
     status
 }
 
+/// Sends `signal` (a name such as `STOP`, `CONT` or `KILL`) to `pid`:
+/// tests freeze a server to make it unreachable without losing its state.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
 pub fn wait_for_port(port: u16, limit: Duration) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let until = Instant::now() + limit;
@@ -101,11 +112,30 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `command` with stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Self {
+    pub fn spawn(name: &str, command: Command, log: &Path) -> Self {
+        let mut process = Self::idle(name, log);
+        process.start(command);
+        process
+    }
+
+    /// A server not running yet: fixtures that kill and start their server
+    /// again keep one and `start` it each time.
+    pub fn idle(name: &str, log: &Path) -> Self {
+        Self {
+            name: name.to_string(),
+            child: None,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Starts `command` (stopping what ran before) with stdout and stderr
+    /// appended to the log.
+    pub fn start(&mut self, mut command: Command) {
+        self.stop();
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)
+            .open(&self.log)
             .expect("server log file");
         let err = file.try_clone().expect("server log file");
         let child = command
@@ -113,12 +143,14 @@ impl ServerProcess {
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err))
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self {
-            name: name.to_string(),
-            child: Some(child),
-            log: log.to_path_buf(),
-        }
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
+        self.child = Some(child);
+    }
+
+    /// The PID of the running server; panics when it is not running.
+    pub fn running_pid(&self) -> u32 {
+        self.pid()
+            .unwrap_or_else(|| panic!("{} is not running", self.name))
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -15,8 +15,7 @@ pub struct S2Lite {
     /// Set: records survive a restart.
     local_root: Option<PathBuf>,
     init_file: PathBuf,
-    log: PathBuf,
-    process: Option<ServerProcess>,
+    process: ServerProcess,
 }
 
 /// The s2-lite `server` binary: from the install root scripts/install-test-deps
@@ -61,8 +60,7 @@ impl S2Lite {
             port: free_port(),
             local_root: on_disk.then(|| dir.join("s2-data")),
             init_file,
-            log: dir.join("s2-lite.log"),
-            process: None,
+            process: ServerProcess::idle("s2-lite", &dir.join("s2-lite.log")),
         };
         server.launch();
         server
@@ -81,9 +79,8 @@ impl S2Lite {
         if let Some(root) = &self.local_root {
             command.arg("--local-root").arg(root);
         }
-        let mut process = ServerProcess::spawn("s2-lite", command, &self.log);
-        process.await_port(self.port, Duration::from_secs(30));
-        self.process = Some(process);
+        self.process.start(command);
+        self.process.await_port(self.port, Duration::from_secs(30));
         self.await_health(Duration::from_secs(30));
     }
 
@@ -121,17 +118,12 @@ impl S2Lite {
 
     /// For the benchmarks' CPU figures.
     pub fn pid(&self) -> u32 {
-        self.process
-            .as_ref()
-            .and_then(ServerProcess::pid)
-            .expect("s2-lite is running")
+        self.process.running_pid()
     }
 
     /// Kills the server (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop();
-        }
+        self.process.stop();
     }
 
     /// Starts it again on the same port (and directory, when on disk).
@@ -141,10 +133,7 @@ impl S2Lite {
     }
 
     pub fn log_tail(&self) -> String {
-        self.process
-            .as_ref()
-            .map(ServerProcess::log_tail)
-            .unwrap_or_default()
+        self.process.log_tail()
     }
 }
 

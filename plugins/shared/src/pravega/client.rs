@@ -104,7 +104,8 @@ pub trait PravegaClient: Send + Sync {
     async fn resolve(&self, start: &StartAt) -> Result<StreamCut, ClientError>;
     /// What replaced `segment` once it was sealed; empty while it is open.
     async fn successors(&self, segment: i64) -> Result<Successors, ClientError>;
-    /// A reader in a reader group (made anew) that starts at `cut`.
+    /// A reader in a new reader group that starts at `cut`; `group` is the
+    /// start of the group's name (the rest makes it unique, see `real`).
     async fn reader(
         &self,
         group: &str,
@@ -145,6 +146,12 @@ pub trait EventReader: Send {
     /// Up to `max` events, waiting up to `wait` while none is ready; empty
     /// when none came.
     async fn read(&mut self, max: usize, wait: Duration) -> Result<Vec<ReadEvent>, ClientError>;
+    /// Whether the last `read` ended at an event this reader cannot read
+    /// past (returned as an empty event): only a new reader group starting
+    /// after it reads on.
+    fn stalled(&self) -> bool {
+        false
+    }
     /// Takes the reader offline and removes its reader group.
     async fn close(&mut self) -> Result<(), ClientError>;
 }

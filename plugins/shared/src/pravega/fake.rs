@@ -225,6 +225,15 @@ impl FakePravega {
             .collect()
     }
 
+    /// A server that restarted without its data: the stream and its events
+    /// are gone until `ensure_stream` makes it again.
+    pub fn lose_everything(&self) {
+        let mut state = self.lock();
+        state.segments.clear();
+        state.sealed.clear();
+        state.created_with = None;
+    }
+
     /// Turns the outage on (`false`) or off: while on, every call fails.
     pub fn set_available(&self, available: bool) {
         self.lock().unavailable = !available;

@@ -352,17 +352,6 @@ impl PravegaClient for RealClient {
         group: &str,
         cut: &StreamCut,
     ) -> Result<Box<dyn EventReader>, ClientError> {
-        // A group left by an earlier run keeps its own positions, and
-        // creating it again would not apply `cut`: it goes first.
-        let factory = self.factory.clone();
-        let (scope, name) = (self.stream.scope.clone(), group.to_string());
-        if let Err(e) = contained("removing an old reader group", self.limit, async move {
-            factory.delete_reader_group(scope, name).await
-        })
-        .await
-        {
-            tracing::debug!("no old reader group `{group}` removed: {e}");
-        }
         let positions: HashMap<ScopedSegment, i64> = cut
             .iter()
             .map(|(number, offset)| {
@@ -382,15 +371,14 @@ impl PravegaClient for RealClient {
             .build();
         let factory = self.factory.clone();
         let scope = self.stream.scope.clone();
-        let name = group.to_string();
-        let reader_id = format!(
-            "iggy-{}-{}",
-            std::process::id(),
-            READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        let number = READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = unique_group_name(group, number);
+        let reader_id = format!("iggy-{}-{number}", std::process::id());
+        tracing::info!("reader group `{name}` starts at {cut:?}");
+        let task_name = name.clone();
         let reader = contained("creating the reader group", self.limit, async move {
             let group = factory
-                .create_reader_group_with_config(scope, name, config)
+                .create_reader_group_with_config(scope, task_name, config)
                 .await;
             group.create_reader(reader_id).await
         })
@@ -399,10 +387,24 @@ impl PravegaClient for RealClient {
             reader: Some(Arc::new(Mutex::new(reader))),
             factory: self.factory.clone(),
             scope: self.stream.scope.clone(),
-            group: group.to_string(),
+            group: name,
             limit: self.limit,
+            stalled: false,
         }))
     }
+}
+
+/// `group` with the time and `number` after it. Pravega cannot make a
+/// reader group again under the name of one just removed: pravega-client
+/// retries on the new group's state table for about ten seconds and then
+/// panics making the reader (seen with a 0.13 server). So each reader
+/// group gets a name of its own, and a group left by an earlier run (which
+/// keeps its own positions) is never picked up again either.
+fn unique_group_name(group: &str, number: u64) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    format!("{group}-{millis}-{number}")
 }
 
 struct RealEventWriter {
@@ -524,18 +526,22 @@ struct RealEventReader {
     scope: Scope,
     group: String,
     limit: Duration,
+    /// At an event it cannot read past (`zero_length_event`).
+    stalled: bool,
 }
 
 /// Reads from the slices that have data until `max` events or `wait` is
 /// over; stops at the first slice that gave events (another acquire could
-/// wait a second for nothing).
+/// wait a second for nothing). `true` with the events: the reader is
+/// stalled (see `zero_length_event`).
 async fn read_slices(
     reader: &mut pravega_client::event::EventReader,
     max: usize,
     wait: Duration,
-) -> Result<Vec<ReadEvent>, ClientError> {
+) -> Result<(Vec<ReadEvent>, bool), ClientError> {
     let deadline = Instant::now() + wait;
     let mut events = Vec::new();
+    let mut stalled = false;
     // acquire_segment waits at most about a second, so this is bounded by
     // `wait`; the count only guards against a clock that does not move.
     for _ in 0..=wait.as_secs().saturating_add(2) * 64 {
@@ -557,17 +563,49 @@ async fn read_slices(
                     payload: event.value,
                 });
             }
+            if let Some(empty) = zero_length_event(&slice, segment, events.len() < max) {
+                events.push(empty);
+                stalled = true;
+            }
             // What is left in the slice stays with the reader for the next read.
             reader
                 .release_segment(slice)
                 .await
                 .map_err(|e| failed("release segment", e))?;
         }
-        if !events.is_empty() || Instant::now() >= deadline {
+        if stalled || !events.is_empty() || Instant::now() >= deadline {
             break;
         }
     }
-    Ok(events)
+    Ok((events, stalled))
+}
+
+/// pravega-client 0.3.7 cannot read an event of zero bytes (which its
+/// writer writes): the slice stops at it without marking partial data,
+/// and every later acquire of the segment stops there again, so nothing
+/// after it would ever be read. Such a slice (it ended, `ended`, with bytes
+/// left that are no partial event) is at a zero-length event at its read
+/// offset; it is returned as an empty event, 8 bytes long (its header), so
+/// that the positions go past it and a new reader group can read on.
+fn zero_length_event(
+    slice: &pravega_client::event::reader::SegmentSlice,
+    segment: i64,
+    ended: bool,
+) -> Option<ReadEvent> {
+    if !ended || slice.is_empty() {
+        return None;
+    }
+    let offset = slice.meta.read_offset;
+    tracing::warn!(
+        "segment {segment} has an event of zero bytes at offset {offset}, which pravega-client \
+         cannot read past: it is passed on as an empty event and a new reader group reads on after it"
+    );
+    Some(ReadEvent {
+        segment,
+        offset,
+        next_offset: offset + EVENT_HEADER_BYTES,
+        payload: Vec::new(),
+    })
 }
 
 #[async_trait]
@@ -585,7 +623,13 @@ impl EventReader for RealEventReader {
             // Its read positions are unknown now.
             self.reader = None;
         }
-        result?
+        let (events, stalled) = result??;
+        self.stalled = stalled;
+        Ok(events)
+    }
+
+    fn stalled(&self) -> bool {
+        self.stalled
     }
 
     async fn close(&mut self) -> Result<(), ClientError> {

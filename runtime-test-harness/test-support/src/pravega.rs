@@ -1,0 +1,175 @@
+//! A real Pravega: the standalone cluster published on Maven Central
+//! (`io.pravega:pravega-standalone` 0.13.0: ZooKeeper, controller and
+//! segment store in one JVM, in-memory storage), started from the classpath
+//! scripts/install-test-deps resolves, on free loopback ports, stopped by PID.
+//!
+//! The standalone keeps events in memory only: a killed server comes back
+//! empty. Outage tests that need the events to survive freeze it instead.
+
+use crate::process::{ServerProcess, free_port, wait_until};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const INSTALL_HINT: &str =
+    "run scripts/install-test-deps (resolves io.pravega:pravega-standalone with Maven)";
+const MAIN_CLASS: &str = "io.pravega.local.LocalPravegaEmulator";
+/// What the emulator logs once the controller and segment store both serve.
+const READY_LINE: &str = "Pravega Sandbox is running locally now";
+const START_LIMIT: Duration = Duration::from_secs(120);
+
+pub struct PravegaServer {
+    pub controller_port: u16,
+    segment_store_port: u16,
+    zk_port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    process: ServerProcess,
+}
+
+/// The classpath scripts/install-test-deps wrote; a loud failure when absent.
+fn classpath() -> String {
+    let file = crate::process::install_root()
+        .map(|root| root.join("pravega/classpath.txt"))
+        .unwrap_or_default();
+    let classpath = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        !classpath.trim().is_empty(),
+        "Pravega standalone is not installed ({} is missing); {INSTALL_HINT}",
+        file.display()
+    );
+    classpath.trim().to_string()
+}
+
+impl PravegaServer {
+    /// A server of this test's own, under `dir`.
+    pub fn start(dir: &Path) -> Self {
+        let mut server = Self {
+            controller_port: free_port(),
+            segment_store_port: free_port(),
+            zk_port: free_port(),
+            dir: dir.to_path_buf(),
+            log: dir.join("pravega.log"),
+            process: ServerProcess::idle("Pravega standalone", &dir.join("pravega.log")),
+        };
+        server.launch();
+        server
+    }
+
+    /// One server for every test of this test binary (each test takes a
+    /// scope of its own): a start costs 20-30 s and a JVM. It is started from
+    /// a thread that never ends and asks the kernel to kill the JVM when this
+    /// process exits, so it is stopped even though a static is never dropped.
+    pub fn shared() -> &'static PravegaServer {
+        static SHARED: OnceLock<PravegaServer> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("pravega-keeper".into())
+                .spawn(move || {
+                    let _ = sender.send(Self::start(&shared_dir()));
+                    loop {
+                        std::thread::park();
+                    }
+                })
+                .expect("keeper thread");
+            receiver
+                .recv()
+                .unwrap_or_else(|_| panic!("the shared Pravega server did not start"))
+        })
+    }
+
+    fn launch(&mut self) {
+        let properties = self.dir.join("pravega-standalone.properties");
+        // Each key is SingleNodeConfig's "singlenode." prefix plus its name.
+        let settings = format!(
+            "singlenode.zk.port={}\nsinglenode.controller.rpc.port={}\nsinglenode.segmentStore.port={}\n\
+             singlenode.controller.rest.enable=false\nsinglenode.admin.gateway.enable=false\n\
+             singlenode.security.auth.enable=false\nsinglenode.security.tls.enable=false\n",
+            self.zk_port, self.controller_port, self.segment_store_port
+        );
+        std::fs::write(&properties, settings).expect("pravega properties");
+        let work = self.dir.join("pravega-work");
+        std::fs::create_dir_all(&work).expect("pravega work dir");
+        let mut command = Command::new("java");
+        command
+            .current_dir(&work)
+            .arg("-Xmx768m")
+            .arg("-XX:+UseSerialGC")
+            .arg(format!("-Djava.io.tmpdir={}", work.display()))
+            .arg(format!(
+                "-Dsinglenode.configurationFile={}",
+                properties.display()
+            ))
+            .arg("-cp")
+            .arg(classpath())
+            .arg(MAIN_CLASS);
+        // SAFETY: prctl is async-signal-safe and touches only this child.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let offset = std::fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
+        self.process.start(command);
+        let ready = wait_until(START_LIMIT, || {
+            let text = std::fs::read(&self.log).unwrap_or_default();
+            let fresh = String::from_utf8_lossy(text.get(offset..).unwrap_or_default());
+            (fresh.contains(READY_LINE) || fresh.contains("Exception occurred running emulator"))
+                .then(|| fresh.contains(READY_LINE))
+        });
+        if ready != Some(true) {
+            self.process.stop();
+            panic!(
+                "Pravega standalone did not start within {START_LIMIT:?}; log:\n{}",
+                self.process.log_tail()
+            );
+        }
+    }
+
+    pub fn controller_uri(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.controller_port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.running_pid()
+    }
+
+    /// Kills the JVM (SIGKILL), as a crash would; every event is gone with it.
+    pub fn kill(&mut self) {
+        self.process.stop();
+    }
+
+    /// Starts it again, empty, on the same ports.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+}
+
+/// The shared server's dir, named by this process; the dirs of test
+/// processes that have ended are removed first (no drop ever runs for it).
+fn shared_dir() -> PathBuf {
+    const PREFIX: &str = "iggy-pravega-shared-";
+    let temp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&temp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ended = name
+            .strip_prefix(PREFIX)
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if ended {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = temp.join(format!("{PREFIX}{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("shared Pravega dir");
+    dir
+}
