@@ -4,11 +4,8 @@
 //! steps of one test; the cluster's JVMs are stopped by PID when the test
 //! ends, passes or not. The jobs are `tests/flink/IggyTestJob.java`,
 //! compiled here with javac. Without Java or pyflink the test fails.
-//!
-//! Step 5 puts the replayed SQL Gateway (see `common`) in front of the real
-//! cluster: the gateway cannot run here, but the REST calls records mode
-//! makes on `close` and on the next `open` (stop with a savepoint, read the
-//! job's savepoints) go to the real JobManager.
+//! Records mode against a real SQL Gateway in front of such a cluster is in
+//! `gateway.rs`.
 
 mod common;
 
@@ -330,67 +327,5 @@ fn against_a_real_flink_cluster() {
         "no samples of a failed job"
     );
 
-    step(
-        "5: records mode stops the query's job with a savepoint on the real cluster and restores from it",
-    );
-    let records_job = cluster.submit(&["--name", "iggy-records-job", "--checkpoint-ms", "300"]);
-    cluster.wait_running_with_checkpoints(&records_job, 1);
-    let first_query =
-        QueryScript::stopped_after("gw-21-select-1s-checkpoint", 8).with_job_id(&records_job);
-    let (visible, held) = (first_query.visible_rows(), first_query.held_rows());
-    let second_query = QueryScript::recorded("gw-22-select-changelog-agg");
-    let second_rows = second_query.rows();
-    let replay = Replay::start(vec![first_query, second_query]);
-    let savepoints = cluster.flink.savepoint_dir.join("records");
-    let ws = Workspace::new();
-    let config = records_config(
-        &replay,
-        &format!(
-            "sql = \"SELECT * FROM orders\"\nsavepoint_dir = \"file://{}\"",
-            savepoints.display()
-        ),
-        "",
-    )
-    .replacen(
-        &format!("flink_cluster_url = \"{}\"", replay.url()),
-        &format!("flink_cluster_url = \"{}\"", cluster.flink.rest_url()),
-        1,
-    );
-    ws.source(KEY, &plugin("iggy_connector_flink_source"), TOPIC, &config);
-    let (output, report) = run(&ws, "3s", &[]);
-    assert_ran(&output, &report);
-    assert_eq!(ws.dump(TOPIC).len(), visible);
-    assert_eq!(
-        cluster.flink.job_state(&records_job),
-        "FINISHED",
-        "stopped by close"
-    );
-    // Flink's REST API caches checkpoint statistics for a few seconds.
-    let mut stats = Value::Null;
-    cluster.wait(
-        "the stop's savepoint to be listed",
-        Duration::from_secs(15),
-        |flink| {
-            stats = flink.get(&format!("/jobs/{records_job}/checkpoints")).1;
-            stats["latest"]["savepoint"]["checkpoint_type"] == "SYNC_SAVEPOINT"
-        },
-    );
-    let path = stats["latest"]["savepoint"]["external_path"]
-        .as_str()
-        .expect("savepoint path")
-        .to_string();
-    assert!(path.contains(&savepoints.display().to_string()), "{path}");
-
-    // The replayed gateway cannot see the real stop; tell it.
-    replay.mark_stopped(&records_job);
-    let (output, report) = run(&ws, "3s", &[]);
-    assert_ran(&output, &report);
-    assert_eq!(
-        replay.configured(),
-        [format!("SET 'execution.savepoint.path' = '{path}'")]
-    );
-    let messages = ws.dump(TOPIC);
-    assert_eq!(messages.len(), visible + held + second_rows);
-    assert_eq!(ids(&messages).len(), messages.len());
     step("done; the cluster is stopped by PID");
 }

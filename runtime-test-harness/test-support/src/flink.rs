@@ -1,10 +1,12 @@
 //! A local Apache Flink session cluster for tests: the distribution inside
 //! the PyPI package `apache-flink` (found through `python3`), run with Java
 //! 17 on free loopback ports and temp dirs, started by Flink's own scripts
-//! and stopped by the PIDs in their pid files (on drop too). Also a small
-//! HTTP client for its REST API (jar upload and run included), a javac step
-//! for test jobs, and `run_for`, a harness run of fixed length for sources
-//! that never go idle.
+//! and stopped by the PIDs in their pid files (on drop too); and its SQL
+//! Gateway, started the same way with the gateway's jar from Maven Central
+//! (`FLINK_OPT_DIR`, see `scripts/install-test-deps`). Also a small HTTP
+//! client for its REST API (jar upload and run included), a javac step for
+//! test jobs, and `run_for`, a harness run of fixed length for sources that
+//! never go idle.
 
 use crate::Workspace;
 use crate::process::free_port;
@@ -139,23 +141,8 @@ impl FlinkCluster {
     }
 
     fn script(&self, name: &str) {
-        let log = std::fs::File::create(self.log_dir.join(format!("{name}.out"))).expect("log");
-        let err = log.try_clone().expect("log");
-        let status = Command::new("bash")
-            .arg(self.home.join("bin").join(name))
-            .arg("start")
-            .env("FLINK_HOME", &self.home)
-            .env("FLINK_CONF_DIR", &self.conf_dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-        assert!(
-            status.success(),
-            "{name} start failed; logs:\n{}",
-            self.log_tail()
-        );
+        let command = daemon_command(&self.home, &self.conf_dir, &self.log_dir, name);
+        run_daemon_script(command, name, &self.log_dir, || self.log_tail());
     }
 
     pub fn rest_url(&self) -> String {
@@ -281,17 +268,7 @@ impl FlinkCluster {
 
     /// The end of the JobManager's and TaskManager's logs.
     pub fn log_tail(&self) -> String {
-        let mut text = String::new();
-        if let Ok(entries) = std::fs::read_dir(&self.log_dir) {
-            for entry in entries.flatten() {
-                let content = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                let lines: Vec<&str> = content.lines().collect();
-                text.push_str(&format!("== {}\n", entry.path().display()));
-                text.push_str(&lines[lines.len().saturating_sub(15)..].join("\n"));
-                text.push('\n');
-            }
-        }
-        text
+        tail_of_dir(&self.log_dir)
     }
 
     /// Ends the JVMs by the PIDs Flink's scripts wrote (TERM, then KILL).
@@ -299,22 +276,7 @@ impl FlinkCluster {
         if !std::mem::take(&mut self.running) {
             return;
         }
-        let pids: Vec<String> = std::fs::read_dir(&self.pid_dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
-                    .flat_map(|e| {
-                        std::fs::read_to_string(e.path())
-                            .unwrap_or_default()
-                            .split_whitespace()
-                            .map(str::to_string)
-                            .collect::<Vec<_>>()
-                    })
-                    .filter(|pid| pid.parse::<u32>().is_ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let pids = pids_in(&self.pid_dir);
         signal(&pids, "-TERM");
         let until = Instant::now() + Duration::from_secs(15);
         while Instant::now() < until && pids.iter().any(|pid| alive(pid)) {
@@ -328,6 +290,206 @@ impl Drop for FlinkCluster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `bin/<name> start` of the distribution with this configuration; the
+/// script's own output goes to `<log_dir>/<name>.out`.
+fn daemon_command(home: &Path, conf_dir: &Path, log_dir: &Path, name: &str) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg(home.join("bin").join(name))
+        .arg("start")
+        .env("FLINK_HOME", home)
+        .env("FLINK_CONF_DIR", conf_dir)
+        .env("FLINK_LOG_DIR", log_dir)
+        .stdin(Stdio::null());
+    command
+}
+
+fn run_daemon_script(
+    mut command: Command,
+    name: &str,
+    log_dir: &Path,
+    log_tail: impl FnOnce() -> String,
+) {
+    let log = std::fs::File::create(log_dir.join(format!("{name}.out"))).expect("log");
+    let err = log.try_clone().expect("log");
+    let status = command
+        .stdout(log)
+        .stderr(err)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    assert!(
+        status.success(),
+        "{name} start failed; logs:\n{}",
+        log_tail()
+    );
+}
+
+/// Where scripts/install-test-deps puts the SQL Gateway's jar: the PyPI
+/// distribution has none in its `opt/`, and Flink's scripts look for it in
+/// `FLINK_OPT_DIR`.
+pub fn sql_gateway_opt_dir() -> PathBuf {
+    let dir = crate::process::install_root()
+        .expect("HOME or XDG_CACHE_HOME is set")
+        .join("flink-opt");
+    let jar = std::fs::read_dir(&dir).ok().and_then(|entries| {
+        entries.flatten().find(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("flink-sql-gateway") && n.ends_with(".jar"))
+        })
+    });
+    assert!(
+        jar.is_some(),
+        "no flink-sql-gateway jar in {}; run scripts/install-test-deps (Maven Central org.apache.flink:flink-sql-gateway:1.20.3)",
+        dir.display()
+    );
+    dir
+}
+
+/// Flink's SQL Gateway (REST endpoint) in front of a [`FlinkCluster`], on a
+/// free loopback port, with its own pid and log dirs so it can be frozen,
+/// killed and restarted without touching the cluster. Stopped by PID (on
+/// drop too).
+pub struct SqlGateway {
+    pub port: u16,
+    home: PathBuf,
+    conf_dir: PathBuf,
+    opt_dir: PathBuf,
+    pid_dir: PathBuf,
+    log_dir: PathBuf,
+    pid: Option<u32>,
+}
+
+impl SqlGateway {
+    /// Starts a gateway submitting to `cluster` (it reads the cluster's
+    /// configuration, so `rest.address`/`rest.port` point at it) and waits
+    /// until it answers `GET /v1/info`.
+    pub fn start(cluster: &FlinkCluster, dir: &Path) -> Self {
+        let pid_dir = dir.join("sql-gateway-pids");
+        let log_dir = dir.join("sql-gateway-logs");
+        for d in [&pid_dir, &log_dir] {
+            std::fs::create_dir_all(d).expect("sql gateway dir");
+        }
+        let mut gateway = Self {
+            port: free_port(),
+            home: cluster.home.clone(),
+            conf_dir: cluster.conf_dir.clone(),
+            opt_dir: sql_gateway_opt_dir(),
+            pid_dir,
+            log_dir,
+            pid: None,
+        };
+        gateway.launch();
+        gateway
+    }
+
+    fn launch(&mut self) {
+        let mut command =
+            daemon_command(&self.home, &self.conf_dir, &self.log_dir, "sql-gateway.sh");
+        command
+            .env("FLINK_OPT_DIR", &self.opt_dir)
+            .env("FLINK_PID_DIR", &self.pid_dir)
+            .env("JVM_ARGS", "-Xmx512m")
+            .args([
+                "-Dsql-gateway.endpoint.rest.address=127.0.0.1".to_string(),
+                "-Dsql-gateway.endpoint.rest.bind-address=127.0.0.1".to_string(),
+                format!("-Dsql-gateway.endpoint.rest.port={}", self.port),
+                "-Dexecution.target=remote".to_string(),
+            ]);
+        run_daemon_script(command, "sql-gateway.sh", &self.log_dir, || self.log_tail());
+        self.pid = pids_in(&self.pid_dir)
+            .last()
+            .and_then(|pid| pid.parse().ok());
+        let up = crate::process::wait_until(Duration::from_secs(60), || {
+            http_request(self.port, "GET", "/v1/info", None).filter(|(status, _)| *status == 200)
+        });
+        if up.is_none() {
+            let logs = self.log_tail();
+            self.stop();
+            panic!("the SQL Gateway did not answer within 60 s; logs:\n{logs}");
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The gateway JVM's PID (for SIGSTOP/SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.pid.expect("the SQL Gateway runs")
+    }
+
+    /// Kills the gateway and starts a new one on the same port: every
+    /// session and result it held in memory is gone, the cluster's jobs stay.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    pub fn log_tail(&self) -> String {
+        tail_of_dir(&self.log_dir)
+    }
+
+    /// Ends the JVM by its PID (TERM, then KILL), thawing it first in case a
+    /// test left it frozen.
+    pub fn stop(&mut self) {
+        let Some(pid) = self.pid.take() else {
+            return;
+        };
+        let pids = [pid.to_string()];
+        signal(&pids, "-CONT");
+        signal(&pids, "-TERM");
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until && alive(&pids[0]) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        signal(&pids, "-KILL");
+        let _ = std::fs::remove_dir_all(&self.pid_dir);
+        let _ = std::fs::create_dir_all(&self.pid_dir);
+    }
+}
+
+impl Drop for SqlGateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The PIDs in the `*.pid` files Flink's scripts wrote into `dir`.
+fn pids_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+                .flat_map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|pid| pid.parse::<u32>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The last lines of every log file in `dir`.
+fn tail_of_dir(dir: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let content = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let lines: Vec<&str> = content.lines().collect();
+            text.push_str(&format!("== {}\n", entry.path().display()));
+            text.push_str(&lines[lines.len().saturating_sub(15)..].join("\n"));
+            text.push('\n');
+        }
+    }
+    text
 }
 
 fn signal(pids: &[String], signal: &str) {

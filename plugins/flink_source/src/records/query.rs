@@ -38,7 +38,19 @@ pub fn statements(query: &QuerySpec, configured: &HeaderColumns) -> Statements {
 }
 
 fn table_statements(table: &TableSpec, configured: &HeaderColumns) -> Statements {
-    let metadata = metadata_columns(&table.kind);
+    // A header taken from a column of the operator's choice needs no
+    // metadata column, which would otherwise stay in every payload.
+    let metadata: Vec<&Metadata> = metadata_columns(&table.kind)
+        .iter()
+        .filter(|(name, _, _)| {
+            let replaced_by = match *name {
+                SOURCE_COLUMN => &configured.source,
+                PARTITION_COLUMN => &configured.partition,
+                _ => &configured.offset,
+            };
+            replaced_by.as_ref().is_none_or(|column| column == name)
+        })
+        .collect();
     let has = |column: &str| metadata.iter().any(|(name, _, _)| *name == column);
     let pick = |configured: &Option<String>, column: &str| {
         configured
@@ -271,6 +283,16 @@ mod tests {
         assert!(files.setup[0].contains("'path' = '/data/in'"));
         assert_eq!(files.header_columns.source.as_deref(), Some("iggy_source"));
         assert_eq!(files.header_columns.offset, None);
+        let own_source = HeaderColumns {
+            source: Some("src".into()),
+            ..HeaderColumns::default()
+        };
+        let files = statements(
+            &QuerySpec::Table(table(SourceKind::Filesystem, Some("/data/in"))),
+            &own_source,
+        );
+        assert!(!files.setup[0].contains("METADATA"), "{}", files.setup[0]);
+        assert_eq!(files.header_columns, own_source);
     }
 
     #[test]

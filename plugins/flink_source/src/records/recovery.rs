@@ -12,6 +12,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+/// What Flink 1.20's gateway answers for every page of a query restored
+/// from a savepoint that holds the results of the query's collect sink:
+/// the sink comes back with its old result offset, and the gateway's new
+/// result fetcher refuses it.
+const RESTORED_COLLECT_SINK: &str = "userVisibleTail should not be larger than offset";
+const RESTORE_HINT: &str = " (Flink cannot read a query restored from a savepoint of an earlier query read through the SQL Gateway; delete the connector's state file to start over, and set records.savepoint_on_close = false to read on across restarts instead)";
+
 impl RecordsReader {
     /// The saved cursor of an earlier run was refused. If the query is still
     /// there, the gateway is only past it by empty pages (a page with rows is
@@ -75,8 +82,15 @@ impl RecordsReader {
             Err(status_error) => matches!(status_error.kind, HttpErrorKind::Status(_)),
         };
         if !gone {
+            let hint = if self.committed.restored_from.is_some()
+                && error.to_string().contains(RESTORED_COLLECT_SINK)
+            {
+                RESTORE_HINT
+            } else {
+                ""
+            };
             return Err(Error::HttpRequestFailed(format!(
-                "reading the query's rows failed: {error}"
+                "reading the query's rows failed: {error}{hint}"
             )));
         }
         let restore = match self.latest_savepoint(cursor, false).await {

@@ -1,16 +1,16 @@
-//! What the Flink source's integration tests share: the recorded fixtures
-//! and a replay of Flink's SQL Gateway (and of the REST calls records mode
-//! makes) on a loopback port.
+//! What the Flink source's integration tests share: the recorded fixtures,
+//! a replay of Flink's SQL Gateway (and of the REST calls records mode
+//! makes) on a loopback port, and the harness runs.
 //!
-//! The replay exists because no SQL Gateway can run here: the PyPI Flink
-//! distribution lacks its jar. It answers with the responses recorded from a
-//! real Flink 1.20.3 gateway (`tests/fixtures/gw-*`) and enforces the rules seen while recording:
-//! only the current result token (answered with the same page again) or the
-//! next one is accepted, any other is HTTP 500 with the recorded stack
-//! trace; NOT_READY keeps the token; a streaming query's pages follow its
-//! recorded fetch log; a bounded one ends with EOS; every error is a 500
-//! with `{"errors": [...]}`; an unknown session is the recorded
-//! "does not exist" 500.
+//! The replay serves only what a real gateway cannot be made to show (see
+//! `records_replay.rs`). It answers with the responses recorded from a real
+//! Flink 1.20.3 gateway (`tests/fixtures/gw-*`) and enforces the rules seen
+//! while recording: only the current result token (answered with the same
+//! page again) or the next one is accepted, any other is HTTP 500 with the
+//! recorded stack trace; NOT_READY keeps the token; a streaming query's
+//! pages follow its recorded fetch log; a bounded one ends with EOS; every
+//! error is a 500 with `{"errors": [...]}`; an unknown session is the
+//! recorded "does not exist" 500.
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
@@ -46,19 +46,11 @@ pub fn session_handle() -> String {
         .to_string()
 }
 
-/// The savepoint location Flink returned for stop-with-savepoint (rest-66).
-pub fn stop_savepoint_location() -> String {
-    fixture("rest-66-stop-savepoint-status")["operation"]["location"]
-        .as_str()
-        .expect("recorded savepoint location")
-        .to_string()
-}
-
 #[derive(Debug, Clone)]
 enum End {
     /// A streaming query: empty pages once the recorded ones are served.
     Quiet,
-    /// A bounded query, or one whose job was stopped: EOS after the pages.
+    /// A bounded query: EOS after the pages.
     Eos(Value),
 }
 
@@ -67,12 +59,8 @@ enum End {
 pub struct QueryScript {
     pub operation: String,
     pub job_id: String,
-    pub statement_status: String,
     not_ready: usize,
     pages: VecDeque<Value>,
-    /// Served only after the job is stopped: rows it produced before its
-    /// savepoint that the plugin had not fetched yet.
-    held: VecDeque<Value>,
     empty: Value,
     end: End,
 }
@@ -136,77 +124,15 @@ impl QueryScript {
         Self {
             operation,
             job_id,
-            statement_status: "FINISHED".into(),
             not_ready,
             pages,
-            held: VecDeque::new(),
             empty,
             end,
         }
     }
 
-    /// The recorded query, with every page after the first `visible` held
-    /// back until its job is stopped, then EOS (shaped as gw-23's EOS page).
-    pub fn stopped_after(prefix: &str, visible: usize) -> Self {
-        let mut script = Self::recorded(prefix);
-        script.held = script.pages.split_off(visible.min(script.pages.len()));
-        script.end = End::Quiet;
-        script
-    }
-
-    /// The bad-SQL statement of gw-60/gw-61: status ERROR, fetch 500.
-    pub fn failing() -> Self {
-        let status = fixture_file("gw-60-bad-sql-status");
-        let url = status["request"]["url"].as_str().expect("url");
-        let operation = url
-            .split("/operations/")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .expect("operation handle")
-            .to_string();
-        Self {
-            operation,
-            job_id: String::new(),
-            statement_status: "ERROR".into(),
-            not_ready: 0,
-            pages: VecDeque::new(),
-            held: VecDeque::new(),
-            empty: json!({}),
-            end: End::Quiet,
-        }
-    }
-
-    /// The same pages, as if produced by the job `job_id` (for a replayed
-    /// gateway in front of a real cluster's job).
-    pub fn with_job_id(mut self, job_id: &str) -> Self {
-        for page in self
-            .pages
-            .iter_mut()
-            .chain(self.held.iter_mut())
-            .chain([&mut self.empty])
-        {
-            if page.get("jobID").is_some() {
-                page["jobID"] = job_id.into();
-            }
-        }
-        if let End::Eos(page) = &mut self.end {
-            page["jobID"] = job_id.into();
-        }
-        self.job_id = job_id.to_string();
-        self
-    }
-
-    /// Rows in the pages served before a stop.
-    pub fn visible_rows(&self) -> usize {
-        self.pages.iter().map(rows_of).sum()
-    }
-
-    pub fn held_rows(&self) -> usize {
-        self.held.iter().map(rows_of).sum()
-    }
-
     pub fn rows(&self) -> usize {
-        self.visible_rows() + self.held_rows()
+        self.pages.iter().map(rows_of).sum()
     }
 
     /// Appends columns (name, logical type, one value per row of each page)
@@ -217,12 +143,7 @@ impl QueryScript {
         values: impl Fn(usize) -> Vec<Value>,
     ) -> Self {
         let mut row_number = 0;
-        for page in self
-            .pages
-            .iter_mut()
-            .chain(self.held.iter_mut())
-            .chain([&mut self.empty])
-        {
+        for page in self.pages.iter_mut().chain([&mut self.empty]) {
             let Some(results) = page.get_mut("results") else {
                 continue;
             };
@@ -241,17 +162,6 @@ impl QueryScript {
             }
         }
         self
-    }
-
-    fn eos(&self) -> Value {
-        if let End::Eos(page) = &self.end {
-            return page.clone();
-        }
-        // gw-23's EOS page with this query's job and columns.
-        let mut page = fixture("gw-23-select-bounded-eos-page003");
-        page["jobID"] = self.job_id.clone().into();
-        page["results"]["columns"] = self.empty["results"]["columns"].clone();
-        page
     }
 }
 
@@ -273,7 +183,6 @@ struct Operation {
     session: String,
     current: u64,
     served: BTreeMap<u64, Value>,
-    stopped: bool,
     closed: bool,
 }
 
@@ -344,11 +253,6 @@ impl Replay {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// More queries for later statements (e.g. the one resubmitted after a restart).
-    pub fn add_query(&self, query: QueryScript) {
-        self.state().queries.push_back(query);
-    }
-
     /// Answers 401 unless the `Authorization` header is exactly this.
     pub fn require_authorization(&self, value: &str) {
         self.state().required_authorization = Some(value.to_string());
@@ -357,25 +261,6 @@ impl Replay {
     /// The first fetch of each of these tokens fails with a recorded 500.
     pub fn fail_once_at(&self, tokens: &[u64]) {
         self.state().fail_once.extend(tokens);
-    }
-
-    /// As if the job had been stopped with a savepoint outside the replay.
-    pub fn mark_stopped(&self, job_id: &str) {
-        for operation in self.state().operations.values_mut() {
-            if operation.script.job_id == job_id {
-                operation.stopped = true;
-            }
-        }
-    }
-
-    /// As if the gateway had restarted: it knows no session any more (the
-    /// REST side still knows the jobs).
-    pub fn forget_sessions(&self) {
-        let mut state = self.state();
-        state.sessions.clear();
-        for operation in state.operations.values_mut() {
-            operation.closed = true;
-        }
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -543,31 +428,7 @@ fn route(state: &mut State, method: &str, target: &str) -> (u16, Value) {
             }
             session_route(state, method, session, rest)
         }
-        ("POST", ["jobs", job, "stop"]) => {
-            let mut found = false;
-            for operation in state.operations.values_mut() {
-                if operation.script.job_id == *job {
-                    operation.stopped = true;
-                    found = true;
-                }
-            }
-            if found {
-                (202, fixture("rest-65-stop-with-savepoint"))
-            } else {
-                not_found(path)
-            }
-        }
-        ("GET", ["jobs", job, "savepoints", _]) if stopped(state, job) => {
-            (200, fixture("rest-66-stop-savepoint-status"))
-        }
-        ("GET", ["jobs", job, "checkpoints"]) if stopped(state, job) => {
-            // Recorded after a real stop-with-savepoint; the path set to the
-            // location the stop reported, as one cluster would.
-            let mut stats = fixture("rest-stop-with-savepoint-checkpoints");
-            stats["latest"]["savepoint"]["external_path"] = stop_savepoint_location().into();
-            (200, stats)
-        }
-        // A running (or finished, never stopped) job: checkpoints, no savepoint.
+        // Checkpoints, no savepoint: a bounded query's job ended by itself.
         ("GET", ["jobs", job, "checkpoints"]) if known(state, job) => {
             (200, fixture("rest-insert-30-checkpoints"))
         }
@@ -580,13 +441,6 @@ fn known(state: &State, job: &str) -> bool {
         .operations
         .values()
         .any(|operation| operation.script.job_id == job)
-}
-
-fn stopped(state: &State, job: &str) -> bool {
-    state
-        .operations
-        .values()
-        .any(|operation| operation.script.job_id == job && operation.stopped)
 }
 
 /// Flink's answer to a path it does not serve.
@@ -614,14 +468,13 @@ fn session_route(state: &mut State, method: &str, session: &str, rest: &[&str]) 
                     session: session.to_string(),
                     current: 0,
                     served: BTreeMap::new(),
-                    stopped: false,
                     closed: false,
                 },
             );
             (200, json!({ "operationHandle": handle }))
         }
         ("GET", ["operations", operation, "status"]) => match state.operations.get(*operation) {
-            Some(op) if !op.closed => (200, json!({ "status": op.script.statement_status })),
+            Some(op) if !op.closed => (200, json!({ "status": "FINISHED" })),
             _ => (500, fixture("gw-63-unknown-session")),
         },
         ("DELETE", ["operations", operation, "close"]) => {
@@ -651,9 +504,6 @@ fn fetch(state: &mut State, operation: &str, token: u64) -> (u16, Value) {
     let Some(op) = operations.get_mut(operation).filter(|op| !op.closed) else {
         return (500, fixture("gw-63-unknown-session"));
     };
-    if op.script.statement_status == "ERROR" {
-        return (500, fixture("gw-61-bad-sql-fetch"));
-    }
     if token != op.current && token != op.current + 1 {
         rejected.push(format!(
             "token {token} fetched while the current one is {}",
@@ -681,18 +531,13 @@ fn fetch(state: &mut State, operation: &str, token: u64) -> (u16, Value) {
             json!({"resultType": "NOT_READY", "nextResultUri": uri(0)}),
         );
     }
-    let page = match op.script.pages.pop_front() {
+    let mut page = match op.script.pages.pop_front() {
         Some(page) => page,
-        None if op.stopped => match op.script.held.pop_front() {
-            Some(page) => page,
-            None => op.script.eos(),
-        },
         None => match &op.script.end {
-            End::Eos(_) => op.script.eos(),
+            End::Eos(eos) => eos.clone(),
             End::Quiet => op.script.empty.clone(),
         },
     };
-    let mut page = page;
     if page["resultType"] == "EOS" {
         if let Some(fields) = page.as_object_mut() {
             fields.remove("nextResultUri");
