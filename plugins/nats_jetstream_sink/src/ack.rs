@@ -7,6 +7,23 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use std::borrow::Cow;
 
+/// What JetStream's refusal of a message on a subject that already holds
+/// `max_messages_per_subject` means; only a stream with
+/// `discard_new_per_subject` refuses so, and its config is read at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullSubject {
+    /// One message per subject: the subject names the message's key, and
+    /// the message of that key is stored already.
+    Duplicate,
+    /// More than one per subject: the subject is full, for good.
+    Unstorable,
+}
+
+/// The refusal for a full subject: a store failure (10077) that says so.
+/// The code alone covers every failed store, so the text tells them apart.
+const SUBJECT_FULL_CODE: ErrorCode = ErrorCode::STREAM_STORE_FAILED;
+const SUBJECT_FULL: &str = "maximum messages per subject exceeded";
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     Stored,
@@ -43,7 +60,7 @@ fn transient(reason: String) -> Outcome {
     }
 }
 
-pub fn outcome(reply: &Message) -> Outcome {
+pub fn outcome(reply: &Message, full_subject: FullSubject) -> Outcome {
     match reply.status {
         Some(StatusCode::NO_RESPONDERS) => {
             return transient(
@@ -65,6 +82,15 @@ pub fn outcome(reply: &Message) -> Outcome {
             // anything else (a stream being restored, a leader election,
             // limits) may pass later.
             let code = ErrorCode(error.err_code);
+            if code == SUBJECT_FULL_CODE && error.description == SUBJECT_FULL {
+                return match full_subject {
+                    FullSubject::Duplicate => Outcome::Duplicate,
+                    FullSubject::Unstorable => Outcome::Refused {
+                        permanent: true,
+                        reason: format!("{SUBJECT_FULL} (JetStream error {})", error.err_code),
+                    },
+                };
+            }
             Outcome::Refused {
                 permanent: [
                     ErrorCode::STREAM_WRONG_LAST_MESSAGE_ID,
@@ -107,6 +133,42 @@ mod tests {
             description: None,
             length: payload.len(),
         }
+    }
+
+    fn outcome(reply: &Message) -> Outcome {
+        super::outcome(reply, FullSubject::Unstorable)
+    }
+
+    #[test]
+    fn a_full_subject_is_a_duplicate_only_on_a_one_per_subject_stream() {
+        // As nats-server 2.9.10 and 2.15.3 answer (checked by tests/dedup_by_key.rs).
+        let full = reply(
+            r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages per subject exceeded"},"stream":"K","seq":0}"#,
+            None,
+        );
+        assert_eq!(
+            super::outcome(&full, FullSubject::Duplicate),
+            Outcome::Duplicate
+        );
+        assert_eq!(
+            super::outcome(&full, FullSubject::Unstorable),
+            Outcome::Refused {
+                permanent: true,
+                reason: "maximum messages per subject exceeded (JetStream error 10077)".into()
+            }
+        );
+        // Another store failure under the same code may pass later.
+        let other = reply(
+            r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#,
+            None,
+        );
+        assert!(matches!(
+            super::outcome(&other, FullSubject::Duplicate),
+            Outcome::Refused {
+                permanent: false,
+                ..
+            }
+        ));
     }
 
     #[test]

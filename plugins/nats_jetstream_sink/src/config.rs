@@ -105,6 +105,41 @@ pub struct StreamSettings {
     pub max_bytes: i64,
     #[serde(default = "unlimited")]
     pub max_messages: i64,
+    /// Messages kept per subject; -1 is unlimited.
+    #[serde(default = "unlimited")]
+    pub max_messages_per_subject: i64,
+    /// What a full stream does with a new message.
+    #[serde(default)]
+    pub discard: Discard,
+    /// A subject holding `max_messages_per_subject` refuses further messages
+    /// instead of dropping its oldest (with 1: one message per subject, ever).
+    #[serde(default)]
+    pub discard_new_per_subject: bool,
+}
+
+impl StreamSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.replicas == 0 {
+            return Err("create_stream.replicas must be at least 1".into());
+        }
+        // NATS reads 0 as unlimited too; one spelling keeps the intent clear.
+        if self.max_messages_per_subject == 0 || self.max_messages_per_subject < -1 {
+            return Err(format!(
+                "create_stream.max_messages_per_subject must be -1 (unlimited) or at least 1, not {}",
+                self.max_messages_per_subject
+            ));
+        }
+        if self.discard_new_per_subject && self.discard != Discard::New {
+            return Err(
+                "create_stream.discard_new_per_subject needs create_stream.discard = \"new\""
+                    .into(),
+            );
+        }
+        if self.discard_new_per_subject && self.max_messages_per_subject < 1 {
+            return Err("create_stream.discard_new_per_subject needs create_stream.max_messages_per_subject of at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 fn one() -> usize {
@@ -125,6 +160,16 @@ pub enum Storage {
     #[default]
     File,
     Memory,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discard {
+    /// The oldest messages make room.
+    #[default]
+    Old,
+    /// The new message is refused.
+    New,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
@@ -163,12 +208,10 @@ impl SinkConfig {
                 "stream: `{stream}` is not a valid JetStream stream name"
             ));
         }
-        if let Some(settings) = &self.create_stream
-            && settings.replicas == 0
-        {
-            return Err("create_stream.replicas must be at least 1".into());
+        match &self.create_stream {
+            Some(settings) => settings.validate(),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -212,5 +255,61 @@ mod tests {
         assert!(with("expected_stream", true.into()).contains("expected_stream needs `stream`"));
         assert!(with("stream", "A.B".into()).contains("stream: `A.B`"));
         assert!(with("retry", serde_json::json!({"multiplier": 0.5})).contains("retry.multiplier"));
+    }
+
+    #[test]
+    fn per_subject_settings_are_checked_together() {
+        let with = |create_stream: serde_json::Value| {
+            parse(serde_json::json!({
+                "servers": ["nats://x:1"], "subject": "orders.{payload.id}",
+                "stream": "ORDERS", "create_stream": create_stream,
+            }))
+            .validate()
+        };
+        let defaults = parse(serde_json::json!({
+            "servers": ["nats://x:1"], "subject": "s", "stream": "S", "create_stream": {},
+        }));
+        let settings = defaults.create_stream.unwrap();
+        assert_eq!(
+            (
+                settings.max_messages_per_subject,
+                settings.discard,
+                settings.discard_new_per_subject
+            ),
+            (-1, Discard::Old, false)
+        );
+        let recipe = serde_json::json!({
+            "max_messages_per_subject": 1, "discard": "new", "discard_new_per_subject": true,
+        });
+        assert_eq!(with(recipe), Ok(()));
+        let old = with(
+            serde_json::json!({"max_messages_per_subject": 1, "discard_new_per_subject": true}),
+        );
+        assert!(
+            old.unwrap_err()
+                .contains("discard_new_per_subject needs create_stream.discard = \"new\"")
+        );
+        let unlimited =
+            with(serde_json::json!({"discard": "new", "discard_new_per_subject": true}));
+        assert!(
+            unlimited
+                .unwrap_err()
+                .contains("discard_new_per_subject needs create_stream.max_messages_per_subject")
+        );
+        let zero = with(serde_json::json!({"max_messages_per_subject": 0}));
+        assert!(
+            zero.unwrap_err()
+                .contains("create_stream.max_messages_per_subject must be -1")
+        );
+        let unknown = serde_json::from_value::<SinkConfig>(serde_json::json!({
+            "servers": ["nats://x:1"], "subject": "s", "stream": "S",
+            "create_stream": {"discard": "newest"},
+        }));
+        assert!(
+            unknown
+                .unwrap_err()
+                .to_string()
+                .contains("unknown variant `newest`")
+        );
     }
 }

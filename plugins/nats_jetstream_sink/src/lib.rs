@@ -109,13 +109,14 @@ impl Sink for NatsJetStreamSink {
         let js = async_nats::jetstream::context::ContextBuilder::new()
             .timeout(timeout)
             .build(client.clone());
-        let stream = stream_check::ensure_stream(&js, &self.config, mapper.template())
+        let target = stream_check::ensure_stream(&js, &self.config, mapper.template())
             .await
             .map_err(Error::InitError)?;
         tracing::info!(
-            "NATS JetStream sink {} publishes `{}` into stream `{stream}` on {}",
+            "NATS JetStream sink {} publishes `{}` into stream `{}` on {}",
             self.id,
             self.config.subject,
+            target.name,
             self.config.connection.servers_for_logs()
         );
         let publisher = Publisher::new(
@@ -123,6 +124,7 @@ impl Sink for NatsJetStreamSink {
             self.config.max_pending_acks,
             self.config.retry.clone(),
             timeout,
+            target.full_subject,
         );
         self.connected = Some(Connected {
             client,

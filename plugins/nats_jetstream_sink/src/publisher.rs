@@ -18,7 +18,7 @@
 //! message (a fresh inbox, a oneshot, a generic response type); done once
 //! per round it costs the client markedly less CPU per message.
 
-use crate::ack::{self, Outcome};
+use crate::ack::{self, FullSubject, Outcome};
 use async_nats::client::PublishErrorKind;
 use async_nats::connection::State;
 use async_nats::{Client, HeaderMap, Subject, Subscriber};
@@ -60,6 +60,7 @@ pub struct Publisher {
     /// Bounds every acknowledgement wait, counted from its publish: after a
     /// server restart an answer may never come.
     deadline: Duration,
+    full_subject: FullSubject,
 }
 
 /// One round's messages on their way: which are answered, and the order they
@@ -100,12 +101,19 @@ impl Round<'_> {
 }
 
 impl Publisher {
-    pub fn new(client: Client, window: usize, retry: RetryPolicy, deadline: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        window: usize,
+        retry: RetryPolicy,
+        deadline: Duration,
+        full_subject: FullSubject,
+    ) -> Self {
         Self {
             client,
             window,
             retry,
             deadline,
+            full_subject,
         }
     }
 
@@ -306,7 +314,7 @@ impl Publisher {
         match tokio::time::timeout_at(sent_at + self.deadline, answers.next()).await {
             Ok(Some(reply)) => {
                 if let Some(slot) = round.slot_of(&reply.subject) {
-                    round.settle(slot, ack::outcome(&reply), report);
+                    round.settle(slot, ack::outcome(&reply, self.full_subject), report);
                 }
             }
             // The client is closing: nothing more will be answered.

@@ -2,14 +2,15 @@
 //! publishes (creating it when configured), so misrouting fails early and
 //! clearly instead of on every batch.
 
-use crate::config::{Retention, SinkConfig, Storage};
+use crate::ack::FullSubject;
+use crate::config::{Discard, Retention, SinkConfig, Storage, StreamSettings};
 use crate::subject_template::SubjectTemplate;
 use async_nats::jetstream::{self, stream};
 use iggy_connector_shared::nats::subjects;
 
 fn stream_config(
     name: &str,
-    settings: &crate::config::StreamSettings,
+    settings: &StreamSettings,
     template: &SubjectTemplate,
 ) -> stream::Config {
     let subjects = match settings.subjects.is_empty() {
@@ -33,16 +34,29 @@ fn stream_config(
         max_age: settings.max_age,
         max_bytes: settings.max_bytes,
         max_messages: settings.max_messages,
+        max_messages_per_subject: settings.max_messages_per_subject,
+        discard: match settings.discard {
+            Discard::Old => stream::DiscardPolicy::Old,
+            Discard::New => stream::DiscardPolicy::New,
+        },
+        discard_new_per_subject: settings.discard_new_per_subject,
         ..Default::default()
     }
 }
 
-/// Returns the name of the stream that captures the sink's subjects.
+/// The stream the sink publishes into, as read at open.
+pub struct Target {
+    pub name: String,
+    pub full_subject: FullSubject,
+}
+
+/// Makes sure a stream captures the sink's subjects (creating it when
+/// configured) and reads what its refusals will mean.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     config: &SinkConfig,
     template: &SubjectTemplate,
-) -> Result<String, String> {
+) -> Result<Target, String> {
     if let (Some(name), Some(settings)) = (&config.stream, &config.create_stream) {
         let created = js
             .get_or_create_stream(stream_config(name, settings, template))
@@ -53,41 +67,104 @@ pub async fn ensure_stream(
             created.cached_info().config.subjects.len()
         );
     }
-    let sample = template.wildcard_form().replace('*', "x");
-    match (&config.stream, template.fixed()) {
-        (Some(name), _) => {
-            let mut found = js
-                .get_stream(name)
-                .await
-                .map_err(|e| format!("stream: `{name}` cannot be read: {e}; create it or set create_stream"))?;
-            let info = found.info().await.map_err(|e| format!("stream `{name}`: {e}"))?;
-            let wanted = template.fixed().unwrap_or(&sample);
-            let captured = info.config.subjects.iter().any(|filter| subjects::matches(filter, wanted));
-            match (captured, template.fixed()) {
-                (true, _) => {}
-                (false, Some(subject)) => {
-                    return Err(format!(
-                        "stream `{name}` does not capture subject `{subject}` (its subjects: {:?})",
-                        info.config.subjects
-                    ));
-                }
-                (false, None) => tracing::warn!(
-                    "stream `{name}` may not capture every subject of template `{}` (its subjects: {:?}); messages it does not capture fail",
-                    config.subject,
-                    info.config.subjects
-                ),
-            }
-            Ok(name.clone())
-        }
-        (None, Some(subject)) => js
+    let name = stream_name(js, config, template).await?;
+    let mut found = js.get_stream(&name).await.map_err(|e| {
+        format!("stream: `{name}` cannot be read: {e}; create it or set create_stream")
+    })?;
+    let info = found
+        .info()
+        .await
+        .map_err(|e| format!("stream `{name}`: {e}"))?;
+    if config.stream.is_some() {
+        check_capture(&name, &info.config.subjects, config, template)?;
+    }
+    let full_subject = full_subject(&name, &info.config, config.create_stream.as_ref())?;
+    Ok(Target { name, full_subject })
+}
+
+async fn stream_name(
+    js: &jetstream::Context,
+    config: &SinkConfig,
+    template: &SubjectTemplate,
+) -> Result<String, String> {
+    if let Some(name) = &config.stream {
+        return Ok(name.clone());
+    }
+    match template.fixed() {
+        Some(subject) => js
             .stream_by_subject(subject)
             .await
             .map_err(|e| format!("no JetStream stream captures subject `{subject}` ({e}); create one or set stream and create_stream")),
-        (None, None) => js.stream_by_subject(sample.as_str()).await.map_err(|e| {
-            format!(
-                "no JetStream stream captures subjects like `{sample}` from template `{}` ({e}); set `stream` (and create_stream)",
-                config.subject
-            )
-        }),
+        None => {
+            let sample = sample_subject(template);
+            js.stream_by_subject(sample.as_str()).await.map_err(|e| {
+                format!(
+                    "no JetStream stream captures subjects like `{sample}` from template `{}` ({e}); set `stream` (and create_stream)",
+                    config.subject
+                )
+            })
+        }
     }
+}
+
+/// A subject the template can produce: every placeholder filled with `x`.
+fn sample_subject(template: &SubjectTemplate) -> String {
+    template.wildcard_form().replace('*', "x")
+}
+
+fn check_capture(
+    name: &str,
+    stream_subjects: &[String],
+    config: &SinkConfig,
+    template: &SubjectTemplate,
+) -> Result<(), String> {
+    let sample = sample_subject(template);
+    let wanted = template.fixed().unwrap_or(&sample);
+    if stream_subjects
+        .iter()
+        .any(|filter| subjects::matches(filter, wanted))
+    {
+        return Ok(());
+    }
+    match template.fixed() {
+        Some(subject) => Err(format!(
+            "stream `{name}` does not capture subject `{subject}` (its subjects: {stream_subjects:?})"
+        )),
+        None => {
+            tracing::warn!(
+                "stream `{name}` may not capture every subject of template `{}` (its subjects: {stream_subjects:?}); messages it does not capture fail",
+                config.subject
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A stream keeping one message per subject and refusing the next counts
+/// that refusal as a duplicate: with a subject per message key, the key's
+/// message is stored already (deduplication without the time window).
+fn full_subject(
+    name: &str,
+    stream: &stream::Config,
+    wanted: Option<&StreamSettings>,
+) -> Result<FullSubject, String> {
+    let refuses_per_subject =
+        stream.discard == stream::DiscardPolicy::New && stream.discard_new_per_subject;
+    let as_wanted = |w: &StreamSettings| {
+        refuses_per_subject && w.max_messages_per_subject == stream.max_messages_per_subject
+    };
+    if wanted.is_some_and(|w| w.discard_new_per_subject && !as_wanted(w)) {
+        // get_or_create_stream leaves an existing stream as it is.
+        return Err(format!(
+            "create_stream.discard_new_per_subject: stream `{name}` exists with discard = {:?}, discard_new_per_subject = {}, max_messages_per_subject = {}, not as configured; update the stream or drop those settings",
+            stream.discard, stream.discard_new_per_subject, stream.max_messages_per_subject
+        ));
+    }
+    if refuses_per_subject && stream.max_messages_per_subject == 1 {
+        tracing::info!(
+            "stream `{name}` keeps one message per subject and refuses the next: such refusals count as duplicates"
+        );
+        return Ok(FullSubject::Duplicate);
+    }
+    Ok(FullSubject::Unstorable)
 }

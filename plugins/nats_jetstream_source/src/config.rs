@@ -42,6 +42,10 @@ pub struct SourceConfig {
     /// How often a source whose stream does not exist yet looks for it.
     #[serde(default = "default_stream_check_interval", with = "serde_duration")]
     pub stream_check_interval: Duration,
+    /// How often the default consumer reads the stream's subjects again,
+    /// to start a consumer for each subject added since.
+    #[serde(default = "default_subject_check_interval", with = "serde_duration")]
+    pub subject_check_interval: Duration,
     #[serde(default)]
     pub schema: PayloadSchema,
     /// What becomes of a message the runtime would refuse under `schema`.
@@ -181,6 +185,11 @@ fn default_max_bytes() -> usize {
 
 fn default_stream_check_interval() -> Duration {
     Duration::from_secs(1)
+}
+
+/// As often as the S2 source lists its streams again (`discovery_interval`).
+fn default_subject_check_interval() -> Duration {
+    Duration::from_secs(30)
 }
 
 // Longer than the runtime's 30 s wait for a batch result, so NATS does not
@@ -338,6 +347,11 @@ impl SourceConfig {
         {
             return Err("stream_check_interval: must be between 10ms and 10m".into());
         }
+        if !(Duration::from_millis(10)..=Duration::from_secs(3600))
+            .contains(&self.subject_check_interval)
+        {
+            return Err("subject_check_interval: must be between 10ms and 1h".into());
+        }
         if !self.consumers.is_empty() && self.default_consumer.is_some() {
             return Err("consumers and default_consumer: give one or the other, not both".into());
         }
@@ -420,6 +434,7 @@ mod tests {
         assert_eq!(config.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(config.invalid_messages, InvalidMessages::Skip);
         assert_eq!(config.stream_check_interval, Duration::from_secs(1));
+        assert_eq!(config.subject_check_interval, Duration::from_secs(30));
         assert_eq!(config.schema, PayloadSchema::Raw);
         assert_eq!(config.metadata_headers, all_metadata_headers());
         assert!(config.consumers.is_empty() && config.default_consumer.is_none());
@@ -521,6 +536,10 @@ mod tests {
             (
                 r#""stream":"S","stream_check_interval":"1ms""#,
                 "stream_check_interval",
+            ),
+            (
+                r#""stream":"S","subject_check_interval":"2h""#,
+                "subject_check_interval: must be between 10ms and 1h",
             ),
             (
                 r#""stream":"S","consumers":[{"durable_name":"a.b"}]"#,

@@ -30,24 +30,52 @@ pub fn plan(
     config: &SourceConfig,
     stream_subjects: &[String],
 ) -> Result<Vec<ConsumerSpec>, String> {
-    let specs = if config.consumers.is_empty() {
+    if config.consumers.is_empty() {
         let defaults = config.default_consumer.clone().unwrap_or_default();
-        default_consumers(&config.stream, &defaults, stream_subjects)?
-    } else {
-        config
-            .consumers
-            .iter()
-            .map(|c| ConsumerSpec {
-                name: c.durable_name.clone(),
-                filter: c.filter_subject.clone(),
-                start: c.deliver_policy,
-                ack_wait: c.ack_wait,
-                max_ack_pending: c.max_ack_pending,
-            })
-            .collect()
-    };
+        return default_plan(&config.stream, &defaults, stream_subjects);
+    }
+    let specs: Vec<ConsumerSpec> = config
+        .consumers
+        .iter()
+        .map(|c| ConsumerSpec {
+            name: c.durable_name.clone(),
+            filter: c.filter_subject.clone(),
+            start: c.deliver_policy,
+            ack_wait: c.ack_wait,
+            max_ack_pending: c.max_ack_pending,
+        })
+        .collect();
     check_overlaps(&specs)?;
     Ok(specs)
+}
+
+/// The default consumers of a stream with `stream_subjects`.
+pub fn default_plan(
+    stream: &str,
+    defaults: &DefaultConsumerSettings,
+    stream_subjects: &[String],
+) -> Result<Vec<ConsumerSpec>, String> {
+    let specs = default_consumers(stream, defaults, stream_subjects)?;
+    check_overlaps(&specs)?;
+    Ok(specs)
+}
+
+/// The consumers to add to `running` for the stream's current subjects:
+/// those not running yet, unless one overlaps a running consumer (a
+/// subject replaced by a wider one) or another new one.
+pub fn added_subjects(
+    stream: &str,
+    defaults: &DefaultConsumerSettings,
+    running: &[ConsumerSpec],
+    stream_subjects: &[String],
+) -> Result<Vec<ConsumerSpec>, String> {
+    let added: Vec<ConsumerSpec> = default_consumers(stream, defaults, stream_subjects)?
+        .into_iter()
+        .filter(|spec| running.iter().all(|r| r.name != spec.name))
+        .collect();
+    let all: Vec<ConsumerSpec> = running.iter().chain(&added).cloned().collect();
+    check_overlaps(&all)?;
+    Ok(added)
 }
 
 fn default_consumers(
@@ -162,6 +190,31 @@ mod tests {
         assert!(specs[1].name.starts_with("src-audit-"));
         let error = plan(&config, &[]).unwrap_err();
         assert!(error.contains("no subjects"), "{error}");
+    }
+
+    #[test]
+    fn subjects_added_later_get_consumers_unless_they_overlap_running_ones() {
+        let defaults = DefaultConsumerSettings::default();
+        let subjects = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let running = default_plan("S", &defaults, &subjects(&["orders.a"])).unwrap();
+        let added = added_subjects(
+            "S",
+            &defaults,
+            &running,
+            &subjects(&["orders.a", "orders.b"]),
+        )
+        .unwrap();
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].filter.as_deref(), Some("orders.b"));
+        assert_eq!(added[0].name, default_consumer_name("iggy", "orders.b"));
+        let unchanged = added_subjects("S", &defaults, &running, &subjects(&["orders.a"])).unwrap();
+        assert!(unchanged.is_empty());
+        // `orders.a` replaced by `orders.*`: its consumer still reads orders.a.
+        let error = added_subjects("S", &defaults, &running, &subjects(&["orders.*"])).unwrap_err();
+        assert!(
+            error.contains("orders.a") && error.contains("orders.*") && error.contains("overlap"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! exist yet when this source opens. The source then opens anyway and each
 //! poll looks for the stream again, every `stream_check_interval`.
 
-use super::Session;
+use super::{Session, SubjectWatch};
 use crate::bounds::StopRules;
 use crate::client::{self, consumers};
 use crate::config::SourceConfig;
@@ -48,17 +48,28 @@ impl Session {
                 .consumers
                 .retain(|name, _| specs.iter().any(|s| &s.name == name));
         }
+        self.subject_watch = config
+            .consumers
+            .is_empty()
+            .then(|| SubjectWatch::new(config, specs.clone(), stream_info.state.last_sequence));
         let names: Vec<String> = specs
             .iter()
             .map(|s| format!("`{}` ({})", s.name, s.filter.as_deref().unwrap_or(">")))
             .collect();
         tracing::info!(
-            "NATS JetStream source {} reads stream `{}` on {} through {}{}",
+            "NATS JetStream source {} reads stream `{}` on {} through {}{}{}",
             self.id,
             config.stream,
             config.connection.servers_for_logs(),
             names.join(", "),
-            if committed.finished {
+            self.subject_watch
+                .as_ref()
+                .map(|w| format!(
+                    "; subjects added to the stream are looked for every {:?}",
+                    w.interval()
+                ))
+                .unwrap_or_default(),
+            if self.committed.finished {
                 "; it finished its bounded read earlier and produces nothing more"
             } else {
                 ""

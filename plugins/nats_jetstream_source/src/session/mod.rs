@@ -10,6 +10,7 @@
 mod attach;
 mod gather;
 mod results;
+mod subjects;
 
 use crate::bounds::{BoundWatch, StopRules};
 use crate::client::{self, consumers, fetch};
@@ -26,6 +27,7 @@ use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::{Counters, RateLog};
 use std::sync::Arc;
 use std::time::Duration;
+use subjects::SubjectWatch;
 use tokio::task::{JoinError, JoinSet};
 
 const COUNTERS: [&str; 7] = [
@@ -56,6 +58,8 @@ pub struct Session {
     /// While the stream does not exist: the settings to attach with.
     waiting: Option<SourceConfig>,
     stream_check_interval: Duration,
+    /// The default consumer's watch for subjects added to the stream.
+    subject_watch: Option<SubjectWatch>,
     readers: Vec<Reader>,
     fetches: JoinSet<FetchOutput>,
     /// Acks of committed batches still awaiting the server's confirmation.
@@ -103,6 +107,7 @@ impl Session {
             stream: None,
             waiting: None,
             stream_check_interval: config.stream_check_interval,
+            subject_watch: None,
             readers: Vec::new(),
             fetches: JoinSet::new(),
             confirmations: JoinSet::new(),
@@ -137,6 +142,7 @@ impl Session {
             tokio::time::sleep(FINISHED_PAUSE).await;
             return Ok(self.batch(Vec::new(), None));
         }
+        self.check_subjects().await;
         self.recreate_lost_consumers().await?;
         let mut staged = self.committed.clone();
         self.start_fetches(staged.produced);
