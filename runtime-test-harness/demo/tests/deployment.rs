@@ -171,3 +171,26 @@ fn connector_files_parse_and_their_addresses_are_published_by_the_stack() {
         "the runtime's own HTTP port clashes with a service: {runtime_ports:?}"
     );
 }
+
+/// The runtime commits a sink's offsets before `consume` and ignores its
+/// result, so a shipped sink that stops retrying after a few attempts loses
+/// every batch sent while its target restarts: seen in the real runtime with
+/// `retry.max_attempts = 5` in the openGemini file (InfluxDB down 15 s, the
+/// points of that time gone). Shipped sinks keep the unlimited default.
+#[test]
+fn shipped_sinks_never_bound_their_retry_attempts() {
+    let files = read_dir(&repo().join("configs/connectors")).expect("connector files parse");
+    for file in files.iter().filter(|f| f.path.ends_with("_sink")) {
+        let attempts = file
+            .plugin_config
+            .as_ref()
+            .and_then(|config| config.get("retry"))
+            .and_then(|retry| retry.get("max_attempts"));
+        assert!(
+            attempts.is_none(),
+            "{}: retry.max_attempts = {} gives batches up during an outage",
+            file.key,
+            attempts.unwrap()
+        );
+    }
+}
