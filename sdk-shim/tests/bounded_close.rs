@@ -317,8 +317,9 @@ extern "C" fn refuses_batch(_: u32, _: u64, _: *const u8, _: usize) -> i32 {
 /// Takes the batch, then Nacks it as the runtime does for a batch with a
 /// message it cannot decode (from its own thread, before the loop moves on).
 extern "C" fn nacks_batch(id: u32, batch_id: u64, _: *const u8, _: usize) -> i32 {
-    std::thread::spawn(move || iggy_source_batch_result(id, batch_id, 1));
-    0
+    // Builder, not thread::spawn: a callback must not panic across the ABI.
+    let nack = std::thread::Builder::new().spawn(move || iggy_source_batch_result(id, batch_id, 1));
+    i32::from(nack.is_err())
 }
 
 #[test]

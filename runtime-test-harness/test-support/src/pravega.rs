@@ -7,6 +7,8 @@
 //! empty. Outage tests that need the events to survive freeze it instead.
 
 use crate::process::{ServerProcess, free_port, wait_until};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +20,8 @@ const INSTALL_HINT: &str =
 const MAIN_CLASS: &str = "io.pravega.local.LocalPravegaEmulator";
 /// What the emulator logs once the controller and segment store both serve.
 const READY_LINE: &str = "Pravega Sandbox is running locally now";
+/// What it logs when it gives up starting.
+const FAILED_LINE: &str = "Exception occurred running emulator";
 const START_LIMIT: Duration = Duration::from_secs(120);
 
 pub struct PravegaServer {
@@ -113,13 +117,14 @@ impl PravegaServer {
                 Ok(())
             });
         }
-        let offset = std::fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
+        let offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
         self.process.start(command);
+        let mut log = LogFollower::from(&self.log, offset);
         let ready = wait_until(START_LIMIT, || {
-            let text = std::fs::read(&self.log).unwrap_or_default();
-            let fresh = String::from_utf8_lossy(text.get(offset..).unwrap_or_default());
-            (fresh.contains(READY_LINE) || fresh.contains("Exception occurred running emulator"))
-                .then(|| fresh.contains(READY_LINE))
+            log.next_lines().and_then(|lines| {
+                (lines.contains(READY_LINE) || lines.contains(FAILED_LINE))
+                    .then(|| lines.contains(READY_LINE))
+            })
         });
         if ready != Some(true) {
             self.process.stop();
@@ -151,6 +156,37 @@ impl PravegaServer {
 
     pub fn log_tail(&self) -> String {
         self.process.log_tail()
+    }
+}
+
+/// The lines appended to a log since `offset`, read a poll at a time: the
+/// server writes megabytes while it starts, which reading the whole file
+/// at every poll would read again and again.
+struct LogFollower {
+    file: Option<File>,
+    /// The start of a line not ended yet at the last read.
+    partial: String,
+}
+
+impl LogFollower {
+    fn from(path: &Path, offset: u64) -> Self {
+        let file = File::open(path)
+            .and_then(|mut file| file.seek(SeekFrom::Start(offset)).map(|_| file))
+            .ok();
+        Self {
+            file,
+            partial: String::new(),
+        }
+    }
+
+    /// The whole lines written since the last call, if any.
+    fn next_lines(&mut self) -> Option<String> {
+        let mut bytes = Vec::new();
+        self.file.as_mut()?.read_to_end(&mut bytes).ok()?;
+        self.partial.push_str(&String::from_utf8_lossy(&bytes));
+        let end = self.partial.rfind('\n')? + 1;
+        let rest = self.partial.split_off(end);
+        Some(std::mem::replace(&mut self.partial, rest))
     }
 }
 
