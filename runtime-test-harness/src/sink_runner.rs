@@ -135,6 +135,9 @@ struct TopicConsumer {
 impl TopicConsumer {
     fn run(mut self) {
         let mut next: Vec<u64> = Vec::new();
+        // The runtime's consumer polls at most once per `poll_interval`,
+        // busy or not: a sink never gets batches faster than that.
+        let mut last_poll: Option<Instant> = None;
         while !self.shutdown.load(Ordering::Relaxed) {
             let Some(info) = self.store.topic_info(&self.topic.stream, &self.topic.topic) else {
                 self.stats.fail(format!(
@@ -158,6 +161,16 @@ impl TopicConsumer {
             for (index, next_offset) in next.iter_mut().enumerate() {
                 let partition = index as u32 + 1;
                 let current = info.messages_per_partition[index].saturating_sub(1);
+                if info.messages_per_partition[index] > *next_offset {
+                    if let Some(at) = last_poll {
+                        // Messages wait for this poll: the run is not idle.
+                        let _waiting = InFlight::start(&self.stats.in_flight);
+                        std::thread::sleep(
+                            (at + self.poll_interval).saturating_duration_since(Instant::now()),
+                        );
+                    }
+                    last_poll = Some(Instant::now());
+                }
                 match self.deliver_from(partition, *next_offset, current) {
                     Ok(Some(last)) => {
                         *next_offset = last + 1;

@@ -199,3 +199,27 @@ fn injected_sink_failures_are_retried_without_calling_the_plugin_twice() {
         (Some(2), Some(2))
     );
 }
+
+/// As the runtime's consumer does, batches come at most once per the
+/// stream's `poll_interval`, however many messages wait: 50 messages in
+/// batches of 10, 300 ms apart, take at least 4 × 300 ms to deliver.
+#[test]
+fn batches_are_polled_at_most_once_per_poll_interval() {
+    let ws = Workspace::new();
+    ws.produce("created", 50);
+    let (record, config) = record_config(&ws, "out.jsonl", "");
+    ws.sink("audit", &testkit_sink(), "created", &config);
+    let file = ws.connectors().join("audit.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let paced = text
+        .replace("batch_length = 100", "batch_length = 10")
+        .replace("poll_interval = \"2ms\"", "poll_interval = \"300ms\"");
+    std::fs::write(&file, paced).unwrap();
+    let (output, report) = ws.run_ending(&until_idle("100ms", &[]));
+    assert!(output.status.success(), "{report}");
+    assert_eq!(recorded(&record).len(), 50);
+    let audit = connector(&report, "audit");
+    assert_eq!(audit["batches"], 5, "{audit}");
+    let elapsed = report["elapsed_secs"].as_f64().unwrap();
+    assert!(elapsed >= 1.2, "5 batches in {elapsed} s: not paced");
+}
