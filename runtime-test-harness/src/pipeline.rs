@@ -29,9 +29,37 @@ pub struct PipelineOptions {
     pub faults: Faults,
     pub duration: Option<Duration>,
     pub exit_when_idle: Option<Duration>,
+    /// Idle time does not count until each named connector has put out at
+    /// least this many messages: a slow starter (a Flink query takes 10-30 s
+    /// to deliver its first row) would otherwise end the run too early.
+    pub wait_for: Vec<OutputGoal>,
     pub progress: bool,
     pub validate_payloads: bool,
     pub source_protocol: SourceProtocolChoice,
+}
+
+/// A connector key and the messages it must have put out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputGoal {
+    pub key: String,
+    pub messages: u64,
+}
+
+impl std::str::FromStr for OutputGoal {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (key, messages) = text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}` is not <connector key>=<messages>"))?;
+        let messages = messages
+            .parse()
+            .map_err(|_| format!("`{messages}` in `{text}` is not a message count"))?;
+        Ok(Self {
+            key: key.to_string(),
+            messages,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -418,6 +446,15 @@ pub fn run(options: &PipelineOptions, shutdown: &Arc<AtomicBool>) -> Result<RunR
     })
 }
 
+fn goals_met(goals: &[OutputGoal], stats: &[Arc<ConnectorStats>]) -> bool {
+    goals.iter().all(|goal| {
+        stats
+            .iter()
+            .filter(|s| s.key == goal.key)
+            .any(|s| s.messages_out.load(Ordering::Relaxed) >= goal.messages)
+    })
+}
+
 /// Moves data until told to stop; returns, per connector, how long after the
 /// start its output last grew (`None` if it never produced).
 fn wait(
@@ -466,6 +503,7 @@ fn wait(
         if options
             .exit_when_idle
             .is_some_and(|idle| now - last_change >= idle)
+            && goals_met(&options.wait_for, &stats)
         {
             break;
         }

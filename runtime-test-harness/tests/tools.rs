@@ -306,3 +306,57 @@ fn ctrl_c_closes_every_connector_and_prints_the_summary() {
         "{stderr}"
     );
 }
+
+/// `--wait-for`: idle time does not end the run before the named connector
+/// has put out that many messages; a goal never met runs to `--duration`.
+#[test]
+fn exit_when_idle_waits_for_the_named_connectors_output() {
+    let run = |goal: &str| -> serde_json::Value {
+        let ws = Workspace::new();
+        ws.source(
+            "gen",
+            &testkit_source(),
+            "created",
+            "total = 30\nbatch_size = 10",
+        );
+        let wait_for = format!("gen={goal}");
+        let end = [
+            "--exit-when-idle",
+            "300ms",
+            "--wait-for",
+            &wait_for,
+            "--duration",
+            "4s",
+        ];
+        let (output, report) = ws.run_ending(&end);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        report
+    };
+    let met = run("30");
+    let unmet = run("31");
+    let elapsed = |report: &serde_json::Value| report["elapsed_secs"].as_f64().unwrap();
+    assert!(elapsed(&met) < 3.5, "ended when idle: {met}");
+    assert!(elapsed(&unmet) >= 3.9, "ran to --duration: {unmet}");
+
+    let ws = Workspace::new();
+    let bad = ws.harness(&[
+        "run",
+        "--connectors-dir",
+        ws.connectors().to_str().unwrap(),
+        "--exit-when-idle",
+        "300ms",
+        "--wait-for",
+        "gen=lots",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("`lots` in `gen=lots` is not a message count"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -17,6 +17,7 @@ use client::rest::Rest;
 use config::{FlinkSourceConfig, Mode, Settings};
 use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessages, Source, source_connector};
+use iggy_connector_shared::metrics::Telemetry;
 use metrics::Metrics;
 use monitor::{MonitorReader, MonitorState};
 use records::{RecordsReader, RecordsState};
@@ -40,6 +41,8 @@ pub struct FlinkSource {
     // The SDK never overlaps poll and on_batch_result; the lock only makes
     // the reader reachable from `&self`.
     reader: Mutex<Option<Reader>>,
+    /// Set by `open`.
+    telemetry: Option<Telemetry>,
 }
 
 impl FlinkSource {
@@ -48,6 +51,7 @@ impl FlinkSource {
             id,
             pending: Some((config, state)),
             reader: Mutex::new(None),
+            telemetry: None,
         }
     }
 }
@@ -81,6 +85,9 @@ impl Source for FlinkSource {
             format!("{PLUGIN} {id}"),
             settings.metrics_log_interval,
         ));
+        let mut telemetry =
+            Telemetry::source("flink_source", metrics.counters()).with_gauge("lag", metrics.lag());
+        telemetry.serve(settings.metrics.as_ref(), id).await?;
         let reader = match settings.mode.clone() {
             Mode::Records(records) => {
                 let gateway = Gateway::connect(http, records.gateway_url.clone())
@@ -103,15 +110,20 @@ impl Source for FlinkSource {
             }
         };
         *self.reader.get_mut() = Some(reader);
+        self.telemetry = Some(telemetry);
         Ok(())
     }
 
     async fn poll(&self) -> Result<ProducedMessages, Error> {
-        match self.reader.lock().await.as_mut() {
+        let batch = match self.reader.lock().await.as_mut() {
             Some(Reader::Records(reader)) => reader.poll().await,
             Some(Reader::Monitor(reader)) => reader.poll().await,
             None => Err(not_open(self.id)),
+        }?;
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.record_batch(batch.messages.len());
         }
+        Ok(batch)
     }
 
     async fn on_batch_result(&self, result: SourceBatchResult) -> Result<(), Error> {
@@ -129,6 +141,7 @@ impl Source for FlinkSource {
             reader.close().await;
         }
         *self.reader.get_mut() = None;
+        self.telemetry = None;
         Ok(())
     }
 }

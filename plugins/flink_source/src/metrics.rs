@@ -3,38 +3,35 @@
 //! when a batch is acknowledged (a Nacked batch is read again, not twice),
 //! logged every `metrics_log_interval`.
 
+use iggy_connector_shared::metrics::Gauge;
 use iggy_connector_shared::{Counters, RateLog};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Metrics {
     label: String,
-    counters: Counters,
+    counters: Arc<Counters>,
     log: RateLog,
     every: Duration,
-    gauges: Mutex<Gauges>,
-}
-
-#[derive(Default)]
-struct Gauges {
-    last_offset: Option<String>,
-    lag: Option<i64>,
+    last_offset: Mutex<Option<String>>,
+    lag: Arc<Gauge>,
 }
 
 impl Metrics {
     pub fn new(label: String, every: Duration) -> Self {
         Self {
             label,
-            counters: Counters::new(&[
+            counters: Arc::new(Counters::new(&[
                 "messages_read",
                 "bytes_read",
                 "batches",
                 "errors",
                 "skipped",
-            ]),
+            ])),
             log: RateLog::new(),
             every,
-            gauges: Mutex::new(Gauges::default()),
+            last_offset: Mutex::new(None),
+            lag: Arc::new(Gauge::default()),
         }
     }
 
@@ -53,12 +50,20 @@ impl Metrics {
     }
 
     pub fn set_last_offset(&self, offset: String) {
-        self.gauges().last_offset = Some(offset);
+        *self.last_offset() = Some(offset);
     }
 
     /// Records Flink reports as not yet read by the query's sources.
     pub fn set_lag(&self, lag: Option<i64>) {
-        self.gauges().lag = lag;
+        self.lag.set(lag);
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    pub fn lag(&self) -> &Arc<Gauge> {
+        &self.lag
     }
 
     /// Logs when due; `true` when it did, so a caller can refresh gauges.
@@ -66,20 +71,19 @@ impl Metrics {
         if !self.log.maybe_log(&self.label, &self.counters, self.every) {
             return false;
         }
-        let gauges = self.gauges();
         tracing::info!(
             "{}: last_offset={} lag={}",
             self.label,
-            gauges.last_offset.as_deref().unwrap_or("-"),
-            gauges
-                .lag
+            self.last_offset().as_deref().unwrap_or("-"),
+            self.lag
+                .get()
                 .map_or_else(|| "-".to_string(), |lag| lag.to_string())
         );
         true
     }
 
-    fn gauges(&self) -> std::sync::MutexGuard<'_, Gauges> {
-        self.gauges
+    fn last_offset(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.last_offset
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -101,6 +101,7 @@ fn against_a_real_sql_gateway() {
     a_lost_session_starts_the_query_again(&mut flink);
     close_is_bounded_while_the_gateway_is_frozen(&flink);
     the_shipped_connector_file_runs(&flink);
+    a_file_in_the_proposals_shape_runs(&flink, work.path());
     step("done; the gateway and the cluster are stopped by PID");
 }
 
@@ -533,7 +534,7 @@ fn close_is_bounded_while_the_gateway_is_frozen(flink: &Flink) {
     let ws = Workspace::new();
     flink.source(&ws, &counting_table(""), "request_timeout = \"3s\"");
     let args = ws.run_args(&["--duration", "40s"]);
-    let earlier_jobs = running_jobs(&flink.cluster);
+    let earlier_jobs = flink.cluster.running_jobs();
     let started = Instant::now();
     let mut run = Command::new(harness_binary())
         .args(&args)
@@ -547,7 +548,8 @@ fn close_is_bounded_while_the_gateway_is_frozen(flink: &Flink) {
     let running = flink
         .cluster
         .wait_until(RUN_LENGTH - Duration::from_secs(18), |cluster| {
-            running_jobs(cluster)
+            cluster
+                .running_jobs()
                 .iter()
                 .any(|job| !earlier_jobs.contains(job))
         });
@@ -572,17 +574,6 @@ fn close_is_bounded_while_the_gateway_is_frozen(flink: &Flink) {
 }
 
 /// The ids of the cluster's jobs that are RUNNING.
-fn running_jobs(cluster: &FlinkCluster) -> BTreeSet<String> {
-    let (_, overview) = cluster.get("/jobs/overview");
-    overview["jobs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|job| job["state"] == "RUNNING")
-        .filter_map(|job| job["jid"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// `configs/connectors/flink_source.toml`, pointed at this gateway and
 /// cluster: its query runs and rows arrive.
 fn the_shipped_connector_file_runs(flink: &Flink) {
@@ -630,4 +621,75 @@ fn the_shipped_connector_file_runs(flink: &Flink) {
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     // savepoint_on_close = false: the query runs on; end it.
     flink.cluster.cancel(&jobs[0]);
+}
+
+/// Rows with a TIMESTAMP(3) event time, as Flink's CSV format reads it
+/// (no zone: the plugin reads it as UTC), and that time in epoch microseconds.
+const EVENTS: [(u64, &str, u64); 3] = [
+    (1, "2026-01-02 03:04:05.678", 1_767_323_045_678_000),
+    (2, "2026-06-30 23:59:59.001", 1_782_863_999_001_000),
+    (3, "1999-12-31 00:00:00", 946_598_400_000_000),
+];
+
+/// A flat `[plugin_config]` written for the proposed Iggy Flink source
+/// (its keys: `connection_timeout_secs`, `source_type` as `{ custom = ... }`, `source_identifier`,
+/// `enable_checkpointing`, `checkpoint_interval_secs`, `max_retries`,
+/// `output_schema`, `properties`), plus what this plugin needs on top (the
+/// gateway, the columns, a time column): every row once, its event time in
+/// the `origin_timestamp` header (the runtime, and so the harness, stamps
+/// the stored message's own origin timestamp itself), and the query's job
+/// checkpointed every 2 s.
+fn a_file_in_the_proposals_shape_runs(flink: &Flink, work: &Path) {
+    step("11: a connector file in the proposal's shape, with a time column");
+    let csv: String = EVENTS
+        .iter()
+        .map(|(id, at, _)| format!("{id},{at}\n"))
+        .collect();
+    let dir = csv_dir(work, "events", &[("events.csv", &csv)]);
+    let ws = Workspace::new();
+    ws.source(
+        KEY,
+        &plugin("iggy_connector_flink_source"),
+        TOPIC,
+        &format!(
+            "flink_cluster_url = \"{}\"\nsql_gateway_url = \"{}\"\n\
+             connection_timeout_secs = 30\nmax_retries = 3\n\
+             source_type = {{ custom = \"filesystem\" }}\nsource_identifier = \"{dir}\"\n\
+             batch_size = 100\npoll_interval_ms = 50\noutput_schema = \"json\"\n\
+             enable_checkpointing = true\ncheckpoint_interval_secs = 2\n\
+             [plugin_config.properties]\nformat = \"csv\"\n\
+             [plugin_config.records]\ncolumns = [\"id BIGINT\", \"ts TIMESTAMP(3)\"]\n\
+             timestamp_column = \"ts\"\nsavepoint_on_close = false\n",
+            flink.cluster.rest_url(),
+            flink.gateway.url()
+        ),
+    );
+    let (output, report) = run(&ws, BOUNDED_IDLE, &[]);
+    assert_ran(&output, &report);
+    let messages = ws.dump(TOPIC);
+    let mut got: Vec<(u64, u64)> = messages
+        .iter()
+        .map(|m| {
+            let id = m["payload"]["id"].as_u64().expect("id");
+            assert!(
+                m["payload"]["ts"].is_string(),
+                "the time stays in the payload: {m}"
+            );
+            let origin = header(m, "origin_timestamp").expect("origin_timestamp header");
+            (id, origin.parse().expect("epoch microseconds"))
+        })
+        .collect();
+    got.sort_unstable();
+    let expected: Vec<(u64, u64)> = EVENTS.iter().map(|(id, _, at)| (*id, *at)).collect();
+    assert_eq!(got, expected, "{}", stderr(&output));
+    let jobs = jobs(&messages);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let (status, config) = flink
+        .cluster
+        .get(&format!("/jobs/{}/checkpoints/config", jobs[0]));
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(
+        config["interval"], 2000,
+        "checkpoint_interval_secs: {config}"
+    );
 }

@@ -3,6 +3,7 @@
 
 use iggy_connector_shared::RetryPolicy;
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::metrics::{Metered, MetricsSettings};
 use iggy_connector_shared::nats::NatsConnection;
 use iggy_connector_shared::retry::outage_policy;
 use serde::Deserialize;
@@ -18,6 +19,9 @@ pub struct SinkConfig {
     pub subject: String,
     #[serde(default)]
     pub on_unresolved_subject: UnresolvedSubject,
+    /// Where to serve Prometheus metrics; off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
     /// The JetStream stream expected to capture the subjects.
     pub stream: Option<String>,
     /// Creates `stream` when it does not exist.
@@ -48,6 +52,12 @@ pub struct SinkConfig {
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+impl Metered for SinkConfig {
+    fn metrics(&self) -> Option<&MetricsSettings> {
+        self.metrics.as_ref()
+    }
 }
 
 const MAX_PENDING_ACKS: usize = 65_536;

@@ -10,17 +10,18 @@ mod subject_template;
 
 use async_trait::async_trait;
 use config::{SinkConfig, UnresolvedSubject};
-use iggy_connector_sdk::{
-    ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata, sink_connector,
-};
+use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata, sink_connector};
+use iggy_connector_shared::session_sink::{SessionSink, SinkSession};
 use iggy_connector_shared::{Counters, RateLog};
 use mapping::Mapper;
 use publisher::{Item, Publisher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+pub type NatsJetStreamSink = SessionSink<Session>;
+
 sink_connector!(NatsJetStreamSink);
-iggy_connector_shared::connector_debug!(NatsJetStreamSink);
 
 const COUNTERS: [&str; 6] = [
     "stored",
@@ -40,28 +41,17 @@ struct Connected {
     publisher: Publisher,
 }
 
-pub struct NatsJetStreamSink {
+pub struct Session {
     id: u32,
     config: SinkConfig,
-    connected: Option<Connected>,
-    counters: Counters,
+    connected: Connected,
+    counters: Arc<Counters>,
     rate_log: RateLog,
     /// Withheld `Nats-*` headers are logged once, then only counted.
     withheld_logged: AtomicBool,
 }
 
-impl NatsJetStreamSink {
-    pub fn new(id: u32, config: SinkConfig) -> Self {
-        Self {
-            id,
-            config,
-            connected: None,
-            counters: Counters::new(&COUNTERS),
-            rate_log: RateLog::new(),
-            withheld_logged: AtomicBool::new(false),
-        }
-    }
-
+impl Session {
     /// Counts a message left out of its batch and says why.
     fn skip(&self, message: &ConsumedMessage, reason: &str) {
         self.counters.add("skipped", 1);
@@ -95,43 +85,55 @@ impl NatsJetStreamSink {
 }
 
 #[async_trait]
-impl Sink for NatsJetStreamSink {
-    async fn open(&mut self) -> Result<(), Error> {
-        self.config.validate().map_err(Error::InvalidConfigValue)?;
-        let mapper = Mapper::new(&self.config).map_err(Error::InvalidConfigValue)?;
-        let client = self
-            .config
+impl SinkSession for Session {
+    type Config = SinkConfig;
+    const NAME: &'static str = "NATS JetStream sink";
+    const PLUGIN: &'static str = "nats_jetstream_sink";
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    async fn open(id: u32, config: SinkConfig) -> Result<Self, Error> {
+        config.validate().map_err(Error::InvalidConfigValue)?;
+        let mapper = Mapper::new(&config).map_err(Error::InvalidConfigValue)?;
+        let client = config
             .connection
             .connect("iggy-nats-jetstream-sink")
             .await
             .map_err(Error::Connection)?;
-        let timeout = self.config.connection.request_timeout;
+        let timeout = config.connection.request_timeout;
         let js = async_nats::jetstream::context::ContextBuilder::new()
             .timeout(timeout)
             .build(client.clone());
-        let target = stream_check::ensure_stream(&js, &self.config, mapper.template())
+        let target = stream_check::ensure_stream(&js, &config, mapper.template())
             .await
             .map_err(Error::InitError)?;
         tracing::info!(
-            "NATS JetStream sink {} publishes `{}` into stream `{}` on {}",
-            self.id,
-            self.config.subject,
+            "NATS JetStream sink {id} publishes `{}` into stream `{}` on {}",
+            config.subject,
             target.name,
-            self.config.connection.servers_for_logs()
+            config.connection.servers_for_logs()
         );
         let publisher = Publisher::new(
             client.clone(),
-            self.config.max_pending_acks,
-            self.config.retry.clone(),
+            config.max_pending_acks,
+            config.retry.clone(),
             timeout,
             target.full_subject,
         );
-        self.connected = Some(Connected {
-            client,
-            mapper,
-            publisher,
-        });
-        Ok(())
+        Ok(Self {
+            id,
+            config,
+            connected: Connected {
+                client,
+                mapper,
+                publisher,
+            },
+            counters: Arc::new(Counters::new(&COUNTERS)),
+            rate_log: RateLog::new(),
+            withheld_logged: AtomicBool::new(false),
+        })
     }
 
     async fn consume(
@@ -140,10 +142,7 @@ impl Sink for NatsJetStreamSink {
         metadata: MessagesMetadata,
         mut messages: Vec<ConsumedMessage>,
     ) -> Result<(), Error> {
-        let connected = self
-            .connected
-            .as_ref()
-            .ok_or(Error::InitError("the sink is not open".into()))?;
+        let connected = &self.connected;
         let partition = metadata.partition_id;
         let mut items = Vec::with_capacity(messages.len());
         for message in &mut messages {
@@ -209,18 +208,16 @@ impl Sink for NatsJetStreamSink {
     }
 
     async fn close(&mut self) -> Result<(), Error> {
-        if let Some(connected) = self.connected.take() {
-            match tokio::time::timeout(CLOSE_LIMIT, connected.client.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!("NATS sink {}: flush on close failed: {error}", self.id)
-                }
-                // Every stored message was acknowledged already; nothing is lost.
-                Err(_) => tracing::warn!(
-                    "NATS sink {}: no flush within {CLOSE_LIMIT:?} on close (is the server down?); closing anyway",
-                    self.id
-                ),
+        match tokio::time::timeout(CLOSE_LIMIT, self.connected.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!("NATS sink {}: flush on close failed: {error}", self.id)
             }
+            // Every stored message was acknowledged already; nothing is lost.
+            Err(_) => tracing::warn!(
+                "NATS sink {}: no flush within {CLOSE_LIMIT:?} on close (is the server down?); closing anyway",
+                self.id
+            ),
         }
         tracing::info!(
             "NATS JetStream sink {} closed: {}",

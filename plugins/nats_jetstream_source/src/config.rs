@@ -13,6 +13,7 @@ use async_nats::jetstream::consumer::DeliverPolicy;
 use iggy_connector_shared::PayloadSchema;
 use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::metrics::{Metered, MetricsSettings};
 use iggy_connector_shared::nats::NatsConnection;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
@@ -51,11 +52,20 @@ pub struct SourceConfig {
     /// What becomes of a message the runtime would refuse under `schema`.
     #[serde(default)]
     pub invalid_messages: InvalidMessages,
+    /// Where to serve Prometheus metrics; off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
     /// Headers added to every message besides the NATS headers.
     #[serde(default = "all_metadata_headers")]
     pub metadata_headers: Vec<MetadataHeader>,
     /// Bounded mode: absent means read forever.
     pub stop: Option<StopSettings>,
+}
+
+impl Metered for SourceConfig {
+    fn metrics(&self) -> Option<&MetricsSettings> {
+        self.metrics.as_ref()
+    }
 }
 
 /// One explicit durable pull consumer.

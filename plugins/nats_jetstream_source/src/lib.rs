@@ -16,9 +16,11 @@ use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{
     ConnectorState, Error, ProducedMessage, ProducedMessages, source_connector,
 };
+use iggy_connector_shared::Counters;
 use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::session_source::{SessionSource, SourceSession};
 use session::Session;
+use std::sync::Arc;
 
 pub type NatsJetStreamSource = SessionSource<Session>;
 
@@ -28,6 +30,11 @@ source_connector!(NatsJetStreamSource);
 impl SourceSession for Session {
     type Config = SourceConfig;
     const NAME: &'static str = "NATS JetStream source";
+    const PLUGIN: &'static str = "nats_jetstream_source";
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
 
     async fn open(
         id: u32,

@@ -2,6 +2,7 @@
 //! and, under `mapping`, how a message becomes a point.
 
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::metrics::{Metered, MetricsSettings};
 use iggy_connector_shared::retry::outage_policy;
 use iggy_connector_shared::{RetryPolicy, Secret};
 use serde::Deserialize;
@@ -62,11 +63,20 @@ pub struct SinkConfig {
     /// `CREATE DATABASE` at open and when a write answers 404.
     #[serde(default)]
     pub create_database: bool,
+    /// Where to serve Prometheus metrics; off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
     /// PEM file of CA certificates trusted for `https` endpoints, in
     /// addition to the system's.
     pub tls_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub mapping: MappingConfig,
+}
+
+impl Metered for SinkConfig {
+    fn metrics(&self) -> Option<&MetricsSettings> {
+        self.metrics.as_ref()
+    }
 }
 
 fn ten_seconds() -> Duration {

@@ -15,9 +15,8 @@ use async_trait::async_trait;
 use batch::LineBatch;
 use client::Client;
 use config::SinkConfig;
-use iggy_connector_sdk::{
-    ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata, sink_connector,
-};
+use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata, sink_connector};
+use iggy_connector_shared::session_sink::{SessionSink, SinkSession};
 use iggy_connector_shared::{Counters, RateLog};
 use mapping::{Mapper, Origin};
 use std::sync::Arc;
@@ -25,8 +24,9 @@ use std::time::Duration;
 use tokio::task::{JoinError, JoinHandle};
 use writer::Outcome;
 
+pub type OpenGeminiSink = SessionSink<Session>;
+
 sink_connector!(OpenGeminiSink);
-iggy_connector_shared::connector_debug!(OpenGeminiSink);
 
 const COUNTERS: [&str; 6] = [
     "points_written",
@@ -55,36 +55,22 @@ struct BackgroundWrite {
     offsets: (u64, u64),
 }
 
-struct Connected {
-    client: Arc<Client>,
-    mapper: Mapper,
-}
-
-pub struct OpenGeminiSink {
+pub struct Session {
     id: u32,
     config: SinkConfig,
-    connected: Option<Connected>,
+    client: Arc<Client>,
+    mapper: Mapper,
     /// With `pipelined_writes`: the write of the last batch handed over.
     in_flight: tokio::sync::Mutex<Option<BackgroundWrite>>,
-    counters: Counters,
+    counters: Arc<Counters>,
     rate_log: RateLog,
 }
 
-impl OpenGeminiSink {
-    pub fn new(id: u32, config: SinkConfig) -> Self {
-        Self {
-            id,
-            config,
-            connected: None,
-            in_flight: tokio::sync::Mutex::new(None),
-            counters: Counters::new(&COUNTERS),
-            rate_log: RateLog::new(),
-        }
-    }
-
+impl Session {
     /// Pings every endpoint, naming the server behind each; fails only when
     /// none answers.
-    async fn ping_endpoints(&self, client: &Client) -> Result<(), Error> {
+    async fn ping_endpoints(&self) -> Result<(), Error> {
+        let client = &self.client;
         let mut failures = Vec::new();
         for (index, name) in client.endpoint_names().enumerate() {
             match client.ping(index).await {
@@ -210,26 +196,41 @@ impl OpenGeminiSink {
 }
 
 #[async_trait]
-impl Sink for OpenGeminiSink {
-    async fn open(&mut self) -> Result<(), Error> {
-        self.config.validate().map_err(Error::InvalidConfigValue)?;
-        let mapper = Mapper::new(&self.config.mapping, self.config.precision)
-            .map_err(Error::InvalidConfigValue)?;
-        let client =
-            Arc::new(Client::new(&self.config, self.id).map_err(Error::InvalidConfigValue)?);
-        self.ping_endpoints(&client).await?;
-        writer::ensure_database(&client, &self.config.database, self.config.create_database)
+impl SinkSession for Session {
+    type Config = SinkConfig;
+    const NAME: &'static str = "openGemini sink";
+    const PLUGIN: &'static str = "opengemini_sink";
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    async fn open(id: u32, config: SinkConfig) -> Result<Self, Error> {
+        config.validate().map_err(Error::InvalidConfigValue)?;
+        let mapper =
+            Mapper::new(&config.mapping, config.precision).map_err(Error::InvalidConfigValue)?;
+        let client = Arc::new(Client::new(&config, id).map_err(Error::InvalidConfigValue)?);
+        let session = Self {
+            id,
+            config,
+            client,
+            mapper,
+            in_flight: tokio::sync::Mutex::new(None),
+            counters: Arc::new(Counters::new(&COUNTERS)),
+            rate_log: RateLog::new(),
+        };
+        session.ping_endpoints().await?;
+        let (client, config) = (&session.client, &session.config);
+        writer::ensure_database(client, &config.database, config.create_database)
             .await
             .map_err(Error::InitError)?;
         tracing::info!(
-            "openGemini sink {} writes to database `{}` on {} in requests of {} points",
-            self.id,
-            self.config.database,
+            "openGemini sink {id} writes to database `{}` on {} in requests of {} points",
+            config.database,
             client.endpoint_names().collect::<Vec<_>>().join(", "),
-            self.config.batch_size
+            config.batch_size
         );
-        self.connected = Some(Connected { client, mapper });
-        Ok(())
+        Ok(session)
     }
 
     async fn consume(
@@ -238,14 +239,10 @@ impl Sink for OpenGeminiSink {
         metadata: MessagesMetadata,
         messages: Vec<ConsumedMessage>,
     ) -> Result<(), Error> {
-        let connected = self
-            .connected
-            .as_ref()
-            .ok_or_else(|| Error::InitError("the sink is not open".into()))?;
-        let batch = self.map(&connected.mapper, topic, metadata.partition_id, &messages);
+        let batch = self.map(&self.mapper, topic, metadata.partition_id, &messages);
         if !self.config.pipelined_writes {
             let write = writer::write_concurrently(
-                &connected.client,
+                &self.client,
                 &batch,
                 self.config.batch_size,
                 self.config.write_concurrency,
@@ -275,7 +272,7 @@ impl Sink for OpenGeminiSink {
         // Handed over even when the previous write failed: a runtime that
         // commits on poll will not deliver this batch again; one that does
         // rewrites the same points.
-        let client = Arc::clone(&connected.client);
+        let client = Arc::clone(&self.client);
         let config = &self.config;
         let (batch_size, concurrency, create_database) = (
             config.batch_size,
@@ -303,7 +300,6 @@ impl Sink for OpenGeminiSink {
         if let Err(error) = &result {
             tracing::error!("openGemini sink {}: at close: {error}", self.id);
         }
-        self.connected = None;
         tracing::info!(
             "openGemini sink {} closed: {}",
             self.id,

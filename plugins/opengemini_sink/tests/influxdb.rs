@@ -4,6 +4,7 @@
 //! through `/query`; request counts come from InfluxDB's `/debug/vars`.
 
 use harness_test_support::influxdb::{InfluxOptions, InfluxServer};
+use harness_test_support::metrics::{Scrape, scrape_while_running};
 use harness_test_support::process::signal;
 use harness_test_support::s2::{BackgroundRun, wait_until};
 use harness_test_support::*;
@@ -720,4 +721,34 @@ fn close_is_bounded_while_the_server_cannot_answer() {
     let (took, code) = close_during_outage(&api, &mut server, InfluxServer::kill);
     assert!(took < Duration::from_secs(10), "close took {took:?}");
     assert_eq!(code, 1, "the abandoned batch is reported");
+}
+
+/// `metrics`: while a run writes, the sink serves its counters and batch
+/// histograms in Prometheus' text format, labelled with the connector name
+/// the config gives; the endpoint closes with the connector.
+#[test]
+fn metrics_are_served_while_the_sink_writes() {
+    let ws = Workspace::new();
+    let server = InfluxServer::start(ws.dir.path());
+    ws.produce("created", 500);
+    let port = harness_test_support::process::free_port();
+    let config = format!(
+        "{}create_database = true\nmetrics = {{ address = \"127.0.0.1:{port}\", connector = \"orders_to_gemini\" }}\n",
+        connection(&server, "shop")
+    );
+    ws.sink("to_gemini", &sink_library(), "created", &config);
+    let written = |s: &Scrape| s.counter("opengemini_sink", "points_written", "orders_to_gemini");
+    let (scrapes, report) = scrape_while_running(&ws, &[port], |s| written(&s[0]) == Some(500.0));
+    let scrape = scrapes.first().expect("the endpoint answered");
+    assert_eq!(written(scrape), Some(500.0), "{}", scrape.text);
+    assert_eq!(connector(&report, "to_gemini")["messages_out"], 500);
+    scrape.assert_batches("opengemini_sink", "orders_to_gemini", 500, true);
+    assert_eq!(
+        scrape.counter("opengemini_sink", "failed_batches", "orders_to_gemini"),
+        Some(0.0)
+    );
+    assert_eq!(
+        count(&server, "shop", "SELECT COUNT(seq) FROM created"),
+        500
+    );
 }

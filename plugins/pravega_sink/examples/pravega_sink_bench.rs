@@ -7,7 +7,8 @@
 //! the next 1000; `exactly_once` writes each 1000 in one transaction and
 //! commits it. Runs alternate, three rounds, each run on a fresh stream;
 //! medians are reported (the machine is shared), with the CPU per event of
-//! this process and of the Pravega JVM.
+//! this process and of the Pravega JVM. Last, the cost of `exactly_once`'s
+//! `open` on a stream already written (it reads the position markers back).
 //!
 //! cargo build --release -p iggy_connector_pravega_sink -p iggy-harness
 //! cargo run --release -p iggy_connector_pravega_sink --example pravega_sink_bench [messages]
@@ -84,6 +85,32 @@ fn connector_file(
     );
     std::fs::write(&path, text).expect("connector file");
     path
+}
+
+/// What `exactly_once`'s `open` costs by reading the stream's position
+/// markers back: the wall time of a sink run of one message (skipped as
+/// committed, so no transaction) on the first round's stream. The plugin's
+/// INFO line shows the read back alone.
+fn reopen_cost(library: &Path, dir: &Path, controller: &str, written: u64) {
+    let options = BenchOptions {
+        messages: 1,
+        batch: 1,
+        payload_size: PAYLOAD,
+        connector: Some(connector_file(
+            dir,
+            library,
+            controller,
+            "plugin-exactly-once-0",
+            Mode::ExactlyOnce,
+        )),
+    };
+    let started = Instant::now();
+    bench_sink(library, &options).expect("plugin reopen");
+    println!(
+        "  exactly_once open (reading the position markers back) + 1 skipped message: \
+         {:.2} s on a stream of {written} events",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn main() {
@@ -164,6 +191,7 @@ fn main() {
         );
         results.push((mode, raw, plugin));
     }
+    reopen_cost(&library, dir.path(), &controller, messages);
     for (mode, raw, plugin) in results {
         let variant = match mode {
             Mode::AtLeastOnce => "1 KiB events, at_least_once (default)",

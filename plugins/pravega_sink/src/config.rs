@@ -3,6 +3,7 @@
 
 use iggy_connector_shared::RetryPolicy;
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::metrics::{Metered, MetricsSettings};
 use iggy_connector_shared::pravega::{MAX_EVENT_BYTES, PravegaConnection};
 use iggy_connector_shared::retry::outage_policy;
 use serde::Deserialize;
@@ -34,10 +35,19 @@ pub struct SinkConfig {
     /// anew): a stalled server must not hold the batch past the retries.
     #[serde(default = "default_attempt_timeout", with = "serde_duration")]
     pub attempt_timeout: Duration,
+    /// Where to serve Prometheus metrics; off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+impl Metered for SinkConfig {
+    fn metrics(&self) -> Option<&MetricsSettings> {
+        self.metrics.as_ref()
+    }
 }
 
 fn default_max_event_bytes() -> usize {

@@ -4,15 +4,15 @@
 
 mod config;
 mod mapping;
+mod positions;
 mod writer;
 
 use async_trait::async_trait;
-use config::SinkConfig;
-use iggy_connector_sdk::{
-    ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata, sink_connector,
-};
+use config::{SinkConfig, WriterMode};
+use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata, sink_connector};
 use iggy_connector_shared::pravega::RealClient;
 use iggy_connector_shared::pravega::client::{ClientError, PravegaClient, ScalingPolicy};
+use iggy_connector_shared::session_sink::{SessionSink, SinkSession};
 use iggy_connector_shared::{Counters, RateLog, retry};
 use mapping::{Mapper, Refusal};
 use std::sync::Arc;
@@ -20,8 +20,9 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use writer::Writer;
 
+pub type PravegaSink = SessionSink<Session>;
+
 sink_connector!(PravegaSink);
-iggy_connector_shared::connector_debug!(PravegaSink);
 
 const COUNTERS: [&str; 7] = [
     "written",
@@ -43,28 +44,22 @@ struct Connected {
     writer: Mutex<Writer>,
 }
 
-pub struct PravegaSink {
+pub struct Session {
     id: u32,
     config: SinkConfig,
-    connected: Option<Connected>,
+    connected: Connected,
     counters: Arc<Counters>,
     rate_log: RateLog,
 }
 
-impl PravegaSink {
-    pub fn new(id: u32, config: SinkConfig) -> Self {
-        Self {
-            id,
-            config,
-            connected: None,
-            counters: Arc::new(Counters::new(&COUNTERS)),
-            rate_log: RateLog::new(),
-        }
-    }
-
+impl Session {
     /// `open` after the client is made: checks the stream, sets up the writer.
-    async fn connect(&mut self, client: Arc<dyn PravegaClient>) -> Result<(), Error> {
-        let connection = &self.config.connection;
+    async fn connect(
+        id: u32,
+        config: SinkConfig,
+        client: Arc<dyn PravegaClient>,
+    ) -> Result<Self, Error> {
+        let connection = &config.connection;
         let unreachable = |e: &dyn std::fmt::Display| Error::Connection(connection.describe(e));
         let create = connection
             .create
@@ -87,33 +82,57 @@ impl PravegaSink {
                 }
             }
         }
+        // Exactly once: what earlier runs committed is skipped from the start.
+        let committed = if config.writer_mode == WriterMode::ExactlyOnce {
+            let started = std::time::Instant::now();
+            let found = positions::read_back(client.as_ref())
+                .await
+                .map_err(|e| unreachable(&format!("reading the position markers back: {e}")))?;
+            tracing::info!(
+                "Pravega sink {id}: {} position markers in {} events read back in {:?}; committed: {:?}",
+                found.markers,
+                found.events,
+                started.elapsed(),
+                found.committed
+            );
+            found.committed
+        } else {
+            positions::Committed::new()
+        };
         // A process-unique writer id per open: Pravega tracks transactions by it.
         let writer_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
-            ^ (u128::from(self.id) << 96);
-        self.connected = Some(Connected {
+            ^ (u128::from(id) << 96);
+        let counters = Arc::new(Counters::new(&COUNTERS));
+        let connected = Connected {
             create,
             mapper: Mapper::new(
-                self.config.routing_key.clone(),
-                self.config.missing_routing_key,
-                self.config.max_event_bytes,
+                config.routing_key.clone(),
+                config.missing_routing_key,
+                config.max_event_bytes,
             ),
             writer: Mutex::new(Writer::new(
                 client,
-                self.config.writer_mode,
+                config.writer_mode,
                 writer_id,
-                self.counters.clone(),
+                committed,
+                Arc::clone(&counters),
             )),
-        });
+        };
         tracing::info!(
-            "Pravega sink {} writes to {} ({:?}, routing key {:?})",
-            self.id,
+            "Pravega sink {id} writes to {} ({:?}, routing key {:?})",
             connection.target(),
-            self.config.writer_mode,
-            self.config.routing_key
+            config.writer_mode,
+            config.routing_key
         );
-        Ok(())
+        Ok(Self {
+            id,
+            config,
+            connected,
+            counters,
+            rate_log: RateLog::new(),
+        })
     }
 
     async fn write_batch(
@@ -158,20 +177,27 @@ impl PravegaSink {
             let source = &source;
             async move {
                 let mut writer = connected.writer.lock().await;
-                let work = async {
-                    if attempt > 1 {
-                        writer.recover(connected.create).await?;
+                let mut outcome = Ok(());
+                if attempt > 1 {
+                    outcome = within(
+                        attempt_timeout,
+                        "making the writers anew",
+                        writer.recover(connected.create),
+                    )
+                    .await;
+                    // Untimed (each client call has its own limit): after an
+                    // unknown commit it reads the whole stream.
+                    if outcome.is_ok() {
+                        outcome = writer.settle().await;
                     }
-                    writer.deliver(source, events, timestamp_ms).await
+                }
+                let outcome = match outcome {
+                    Ok(()) => {
+                        let work = writer.deliver(source, events, timestamp_ms);
+                        within(attempt_timeout, "writing the batch", work).await
+                    }
+                    Err(e) => Err(e),
                 };
-                // A cut attempt leaves the writers to the next one's `recover`.
-                let outcome = tokio::time::timeout(attempt_timeout, work)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(ClientError::TimedOut(format!(
-                            "writing the batch (attempt_timeout {attempt_timeout:?})"
-                        )))
-                    });
                 // The retry logs each failure: never with a credential.
                 outcome.map_err(|e| ClientError::Failed(connection.describe(&e)))
             }
@@ -187,16 +213,38 @@ impl PravegaSink {
     }
 }
 
+/// `work` cut at `limit`: a cut attempt leaves the writers to the next
+/// one's `recover`.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(ClientError::TimedOut(format!(
+            "{what} (attempt_timeout {limit:?})"
+        )))
+    })
+}
+
 #[async_trait]
-impl Sink for PravegaSink {
-    async fn open(&mut self) -> Result<(), Error> {
-        self.config.validate().map_err(Error::InvalidConfigValue)?;
-        for risk in self.config.connection.risks() {
-            tracing::warn!("Pravega sink {}: {risk}", self.id);
+impl SinkSession for Session {
+    type Config = SinkConfig;
+    const NAME: &'static str = "Pravega sink";
+    const PLUGIN: &'static str = "pravega_sink";
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    async fn open(id: u32, config: SinkConfig) -> Result<Self, Error> {
+        config.validate().map_err(Error::InvalidConfigValue)?;
+        for risk in config.connection.risks() {
+            tracing::warn!("Pravega sink {id}: {risk}");
         }
-        let client = RealClient::connect(&self.config.connection, self.config.transaction_timeout)
+        let client = RealClient::connect(&config.connection, config.transaction_timeout)
             .map_err(Error::InitError)?;
-        self.connect(Arc::new(client)).await
+        Self::connect(id, config, Arc::new(client)).await
     }
 
     async fn consume(
@@ -205,13 +253,9 @@ impl Sink for PravegaSink {
         metadata: MessagesMetadata,
         messages: Vec<ConsumedMessage>,
     ) -> Result<(), Error> {
-        let connected = self
-            .connected
-            .as_ref()
-            .ok_or(Error::InitError("the Pravega sink is not open".into()))?;
         self.counters.add("batches", 1);
         let result = self
-            .write_batch(connected, topic, metadata.partition_id, &messages)
+            .write_batch(&self.connected, topic, metadata.partition_id, &messages)
             .await;
         if result.is_err() {
             self.counters.add("failed_batches", 1);
@@ -222,7 +266,6 @@ impl Sink for PravegaSink {
     }
 
     async fn close(&mut self) -> Result<(), Error> {
-        self.connected = None;
         tracing::info!(
             "Pravega sink {} closed: {}",
             self.id,

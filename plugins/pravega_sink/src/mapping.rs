@@ -4,6 +4,7 @@
 use crate::config::{MissingRoutingKey, RoutingKey};
 use iggy_common::HeaderKey;
 use iggy_connector_sdk::{ConsumedMessage, Payload};
+use iggy_connector_shared::pravega::client::NewEvent;
 use simd_json::prelude::{TypedScalarValue, ValueAsScalar, ValueObjectAccess};
 
 /// An event ready for the writer, with the Iggy offset it came from.
@@ -12,6 +13,16 @@ pub struct OutEvent {
     pub offset: u64,
     pub routing_key: Option<String>,
     pub payload: Vec<u8>,
+}
+
+impl OutEvent {
+    /// The event as the client takes it.
+    pub fn into_new(self) -> NewEvent {
+        NewEvent {
+            routing_key: self.routing_key,
+            payload: self.payload,
+        }
+    }
 }
 
 /// Why a message was not turned into an event.

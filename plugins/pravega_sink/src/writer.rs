@@ -1,14 +1,17 @@
 //! Delivers a batch's events in the configured writer mode: best effort,
 //! at least once (every acknowledgement awaited) or exactly once (one
-//! transaction per batch, never a second commit of an Iggy offset).
+//! transaction per batch, ending with the batch's position marker, never a
+//! second commit of an Iggy offset).
 
 use crate::config::WriterMode;
 use crate::mapping::OutEvent;
+use crate::positions::{self, Committed};
 use iggy_connector_shared::Counters;
 use iggy_connector_shared::pravega::client::{
-    Acknowledgement, ClientError, EventWriter, PravegaClient, ScalingPolicy, TransactionalWriter,
+    Acknowledgement, ClientError, EventWriter, NewEvent, PravegaClient, ScalingPolicy,
+    TransactionalWriter,
 };
-use std::collections::HashMap;
+use iggy_connector_shared::pravega::position::PositionMarker;
 use std::sync::Arc;
 
 /// What one delivery did.
@@ -27,8 +30,13 @@ pub struct Writer {
     events: Option<Box<dyn EventWriter>>,
     transactions: Option<Box<dyn TransactionalWriter>>,
     /// Exactly once: per Iggy partition (`stream/topic/partition`), the
-    /// highest offset in a committed transaction.
-    committed: HashMap<String, u64>,
+    /// highest offset in a committed transaction, read back from the stream
+    /// at `open` and kept up to date since.
+    committed: Committed,
+    /// Exactly once: a commit was asked for and its outcome is unknown (it
+    /// failed or was cut short, and Pravega may have committed it all the
+    /// same): the markers are read back before the next transaction.
+    commit_unsure: bool,
     counters: Arc<Counters>,
 }
 
@@ -37,6 +45,7 @@ impl Writer {
         client: Arc<dyn PravegaClient>,
         mode: WriterMode,
         writer_id: u128,
+        committed: Committed,
         counters: Arc<Counters>,
     ) -> Self {
         Self {
@@ -45,7 +54,8 @@ impl Writer {
             writer_id,
             events: None,
             transactions: None,
-            committed: HashMap::new(),
+            committed,
+            commit_unsure: false,
             counters,
         }
     }
@@ -66,6 +76,22 @@ impl Writer {
             self.reset();
         }
         result
+    }
+
+    /// After a commit whose outcome is unknown: reads the position markers
+    /// back, so that a batch Pravega committed after all is skipped. It
+    /// reads the whole stream, so the sink runs it outside `attempt_timeout`.
+    pub async fn settle(&mut self) -> Result<(), ClientError> {
+        if !self.commit_unsure {
+            return Ok(());
+        }
+        let found = positions::read_back(self.client.as_ref()).await?;
+        for (partition, last) in found.committed {
+            let known = self.committed.entry(partition).or_insert(last);
+            *known = (*known).max(last);
+        }
+        self.commit_unsure = false;
+        Ok(())
     }
 
     /// Gives up the writers (the client's state inside them is unknown after
@@ -97,11 +123,9 @@ impl Writer {
             Some(writer) => writer,
             None => self.events.insert(self.client.event_writer().await?),
         };
-        let mut acks = Vec::with_capacity(events.len());
-        for event in events {
-            acks.push(writer.write(event.routing_key, event.payload).await?);
-        }
-        Ok(acks)
+        writer
+            .write_all(events.into_iter().map(OutEvent::into_new).collect())
+            .await
     }
 
     async fn best_effort(&mut self, events: Vec<OutEvent>) -> Result<Delivered, ClientError> {
@@ -154,6 +178,7 @@ impl Writer {
         events: Vec<OutEvent>,
         timestamp_ms: u64,
     ) -> Result<Delivered, ClientError> {
+        self.settle().await?;
         let done = self.committed.get(source).copied();
         let total = events.len() as u64;
         let fresh: Vec<OutEvent> = events
@@ -161,11 +186,19 @@ impl Writer {
             .filter(|e| done.is_none_or(|done| e.offset > done))
             .collect();
         let skipped = total - fresh.len() as u64;
-        let Some(last) = fresh.iter().map(|e| e.offset).max() else {
+        let (Some(first), Some(last)) = (
+            fresh.iter().map(|e| e.offset).min(),
+            fresh.iter().map(|e| e.offset).max(),
+        ) else {
             return Ok(Delivered {
                 written: 0,
                 skipped,
             });
+        };
+        let marker = PositionMarker {
+            partition: source.to_string(),
+            first,
+            last,
         };
         let writer = match &mut self.transactions {
             Some(writer) => writer,
@@ -175,18 +208,20 @@ impl Writer {
         };
         let mut transaction = writer.begin().await?;
         let written = fresh.len() as u64;
-        let mut outcome = Ok(());
-        for event in fresh {
-            outcome = transaction.write(event.routing_key, event.payload).await;
-            if outcome.is_err() {
-                break;
-            }
-        }
+        // The marker in the same transaction: committed with the batch or not at all.
+        let mut batch: Vec<NewEvent> = fresh.into_iter().map(OutEvent::into_new).collect();
+        batch.push(NewEvent {
+            routing_key: Some(marker.routing_key()),
+            payload: marker.encode(),
+        });
+        let mut outcome = transaction.write_all(batch).await;
         if outcome.is_ok() {
+            self.commit_unsure = true;
             outcome = transaction.commit(timestamp_ms).await;
         }
         match outcome {
             Ok(()) => {
+                self.commit_unsure = false;
                 self.committed.insert(source.to_string(), last);
                 Ok(Delivered { written, skipped })
             }
@@ -221,7 +256,13 @@ mod tests {
 
     fn new_writer(fake: &FakePravega, mode: WriterMode) -> (Writer, Arc<Counters>) {
         let counters = Arc::new(Counters::new(&["unacknowledged"]));
-        let writer = Writer::new(Arc::new(fake.clone()), mode, 1, counters.clone());
+        let writer = Writer::new(
+            Arc::new(fake.clone()),
+            mode,
+            1,
+            Committed::new(),
+            counters.clone(),
+        );
         (writer, counters)
     }
 
@@ -331,6 +372,41 @@ mod tests {
         writer.deliver("s/t/2", events(0..3), 0).await.unwrap();
         assert_eq!(fake.commits().len(), 3);
         assert_eq!(fake.payloads().len(), 18);
+        let markers: Vec<_> = fake
+            .markers()
+            .into_iter()
+            .map(|m| (m.partition, m.first, m.last))
+            .collect();
+        assert_eq!(markers.len(), 3, "one per transaction: {markers:?}");
+        for expected in [("s/t/1", 0, 9), ("s/t/1", 10, 14), ("s/t/2", 0, 2)] {
+            assert!(
+                markers.contains(&(expected.0.to_string(), expected.1, expected.2)),
+                "{markers:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exactly_once_a_commit_whose_reply_was_lost_is_not_written_again() {
+        let fake = FakePravega::with_stream(2);
+        fake.inject(Faults {
+            lost_commit_replies: 1,
+            ..Faults::default()
+        });
+        let (mut writer, _) = new_writer(&fake, WriterMode::ExactlyOnce);
+        assert!(writer.deliver("s/t/1", events(0..10), 0).await.is_err());
+        assert_eq!(fake.payloads().len(), 10, "committed all the same");
+        // The retry reads the markers back first and finds the batch there.
+        let retried = writer.deliver("s/t/1", events(0..12), 0).await.unwrap();
+        assert_eq!(
+            retried,
+            Delivered {
+                written: 2,
+                skipped: 10
+            }
+        );
+        assert_eq!(fake.payloads().len(), 12);
+        assert_eq!(fake.commits().len(), 2);
     }
 
     #[tokio::test]
@@ -344,6 +420,7 @@ mod tests {
         assert!(writer.deliver("s/t/1", events(0..4), 0).await.is_err());
         assert_eq!(fake.aborts(), ["txn-1"]);
         assert!(fake.payloads().is_empty(), "nothing of an aborted batch");
+        assert!(fake.markers().is_empty(), "no position of an aborted batch");
         fake.inject(Faults {
             failed_writes: 1,
             ..Faults::default()

@@ -52,6 +52,17 @@ fn flowing(ws: &Workspace, uri: &str, scope: &str) -> FlowingRun {
             ),
         );
     }
+    // Unpaced, at least once writes all 20,000 messages in about a second,
+    // long before exactly once (a transaction per batch, about 0.2 s each)
+    // has taken in its first 1000; paced to a batch of 100 every 250 ms it
+    // flows about as long as exactly once, so an outage meets both.
+    let file = ws.connectors().join("to_at_least_once.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("poll_interval = \"2ms\"", "poll_interval = \"250ms\""),
+    )
+    .unwrap();
     let run = FlowingRun::start(
         ws,
         &[

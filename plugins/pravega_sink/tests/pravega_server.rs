@@ -8,6 +8,8 @@ mod common;
 use common::*;
 use harness_test_support::pravega::PravegaServer;
 use harness_test_support::*;
+use iggy_connector_shared::pravega::client::NewEvent;
+use iggy_connector_shared::pravega::position::PositionMarker;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -96,6 +98,78 @@ fn exactly_once_survives_redelivered_batches() {
         "every message once"
     );
     assert!(closing_counters(&log)["skipped_duplicates"] > 0, "{log}");
+}
+
+/// `exactly_once` over two segments, partition ids as routing keys.
+const EXACTLY_ONCE: &str = "writer_mode = \"exactly_once\"\nrouting_key = \"partition\"\n[plugin_config.create]\nsegments = 2";
+
+#[test]
+fn exactly_once_after_a_restart_skips_what_an_earlier_run_committed() {
+    let uri = controller();
+    let scope = fresh_scope("eo-restart");
+    let first = Workspace::new();
+    produce(&first, 0..300);
+    sink(&first, &uri, &scope, "orders", EXACTLY_ONCE);
+    let (output, report) = first.run(&[]);
+    assert_ran(&output, &report);
+    assert_eq!(closing_counters(&stderr(&output))["written"], 300);
+    // A new process, with no memory of the first, is handed the same
+    // partition from offset 0 again and 150 messages more: as after a
+    // restart before the runtime stored its offsets.
+    let second = Workspace::new();
+    produce(&second, 0..450);
+    sink(&second, &uri, &scope, "orders", EXACTLY_ONCE);
+    let (output, report) = second.run(&[]);
+    assert_ran(&output, &report);
+    let log = stderr(&output);
+    assert!(
+        log.contains("3 position markers") && log.contains(r#"{"orders/out/1": 299}"#),
+        "read back at open:\n{log}"
+    );
+    let counters = closing_counters(&log);
+    assert_eq!(counters["skipped_duplicates"], 300, "{log}");
+    assert_eq!(counters["written"], 150, "{log}");
+    let messages = read_back(&second, &uri, &scope, "orders");
+    assert_eq!(
+        numbers(&messages),
+        (0..450).collect::<Vec<_>>(),
+        "every message once, no marker among them"
+    );
+}
+
+#[test]
+fn exactly_once_skips_a_committed_batch_whose_acknowledgement_was_lost() {
+    let uri = controller();
+    let scope = fresh_scope("eo-lost-ack");
+    // Offsets 0..=99 committed with their marker, as the sink's transaction
+    // would be, by a writer that never heard back.
+    let marker = PositionMarker {
+        partition: "orders/out/1".into(),
+        first: 0,
+        last: 99,
+    };
+    let mut events: Vec<NewEvent> = (0..100)
+        .map(|n| NewEvent {
+            routing_key: Some("1".into()),
+            payload: format!(r#"{{"n":{n}}}"#).into_bytes(),
+        })
+        .collect();
+    events.push(NewEvent {
+        routing_key: Some(marker.routing_key()),
+        payload: marker.encode(),
+    });
+    commit_by_hand(&uri, &scope, "orders", events);
+    let ws = Workspace::new();
+    produce(&ws, 0..250);
+    sink(&ws, &uri, &scope, "orders", EXACTLY_ONCE);
+    let (output, report) = ws.run(&[]);
+    assert_ran(&output, &report);
+    let log = stderr(&output);
+    let counters = closing_counters(&log);
+    assert_eq!(counters["skipped_duplicates"], 100, "{log}");
+    assert_eq!(counters["written"], 150, "{log}");
+    let messages = read_back(&ws, &uri, &scope, "orders");
+    assert_eq!(numbers(&messages), (0..250).collect::<Vec<_>>());
 }
 
 /// Per routing key (tenant), the segments its events landed in and their

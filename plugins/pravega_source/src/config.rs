@@ -5,6 +5,7 @@
 use iggy_connector_sdk::Schema;
 use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::metrics::{Metered, MetricsSettings};
 use iggy_connector_shared::pravega::client::{StartAt, StreamCut};
 use iggy_connector_shared::pravega::{PravegaConnection, check_name};
 use serde::Deserialize;
@@ -36,10 +37,19 @@ pub struct SourceConfig {
     /// `skip` it or `wrap` its payload; counted and logged either way.
     #[serde(default)]
     pub invalid_messages: InvalidMessages,
+    /// Where to serve Prometheus metrics; off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+impl Metered for SourceConfig {
+    fn metrics(&self) -> Option<&MetricsSettings> {
+        self.metrics.as_ref()
+    }
 }
 
 fn default_batch_size() -> usize {

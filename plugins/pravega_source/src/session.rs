@@ -15,6 +15,7 @@ use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::pravega::client::{
     EventReader, PravegaClient, ReadEvent, StreamCut, Successors,
 };
+use iggy_connector_shared::pravega::position::is_marker;
 use iggy_connector_shared::pravega::{PravegaConnection, RealClient};
 use iggy_connector_shared::session_source::SourceSession;
 use iggy_connector_shared::{Counters, RateLog};
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const NAME: &str = "pravega_source";
-const COUNTERS: [&str; 3] = ["events", "batches", "reader_restarts"];
+const COUNTERS: [&str; 4] = ["events", "batches", "reader_restarts", "position_markers"];
 /// Readers make no transactions; the client still wants a lease length.
 const UNUSED_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -48,7 +49,7 @@ pub struct Session {
     poll_wait: Duration,
     schema: Schema,
     invalid_messages: InvalidMessages,
-    counters: Counters,
+    counters: Arc<Counters>,
     rate_log: RateLog,
 }
 
@@ -56,6 +57,11 @@ pub struct Session {
 impl SourceSession for Session {
     type Config = SourceConfig;
     const NAME: &'static str = "Pravega source";
+    const PLUGIN: &'static str = "pravega_source";
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
 
     async fn open(
         id: u32,
@@ -171,7 +177,7 @@ impl Session {
             poll_wait: config.poll_wait,
             schema: config.schema,
             invalid_messages: config.invalid_messages,
-            counters: Counters::new(&COUNTERS),
+            counters: Arc::new(Counters::new(&COUNTERS)),
             rate_log: RateLog::new(),
             connection,
         })
@@ -214,6 +220,11 @@ impl Session {
             })
             .and_then(|saved| ConnectorState::serialize(&saved, NAME, self.id));
         self.cursor.stage(positions);
+        // The Pravega sink's position markers are its bookkeeping, not data:
+        // passed over (the positions above already go past them).
+        let (markers, events): (Vec<ReadEvent>, Vec<ReadEvent>) =
+            events.into_iter().partition(|e| is_marker(&e.payload));
+        self.counters.add("position_markers", markers.len() as u64);
         self.counters.add("events", events.len() as u64);
         self.counters.add("batches", u64::from(!events.is_empty()));
         self.rate_log

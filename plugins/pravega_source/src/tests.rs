@@ -18,6 +18,7 @@ use iggy_connector_shared::pravega::client::{
     StreamCut, Successors, TransactionalWriter,
 };
 use iggy_connector_shared::pravega::fake::{FakePravega, Faults};
+use iggy_connector_shared::pravega::position::PositionMarker;
 use iggy_connector_shared::session_source::SourceSession;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,6 +174,46 @@ async fn resumes_from_saved_state_after_a_restart() {
         (0..9).collect::<Vec<_>>(),
         "nothing lost, nothing twice"
     );
+}
+
+fn append_marker(fake: &FakePravega, first: u64, last: u64) {
+    let marker = PositionMarker {
+        partition: "shop/orders/1".into(),
+        first,
+        last,
+    };
+    fake.append(Some(&marker.routing_key()), &marker.encode());
+}
+
+#[tokio::test]
+async fn the_sinks_position_markers_are_passed_over_and_read_past() {
+    let fake = FakePravega::with_stream(1);
+    fill(&fake, 0..3);
+    append_marker(&fake, 0, 2);
+    fill(&fake, 3..5);
+    append_marker(&fake, 3, 4);
+    let mut session = open(&fake, "", None).await;
+    let batch = session.poll().await.unwrap();
+    assert_eq!(
+        sorted_numbers(&batch),
+        [0, 1, 2, 3, 4],
+        "no marker among them"
+    );
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    // A batch of markers alone: no message, but its positions are saved,
+    // so a restart does not read them again.
+    append_marker(&fake, 5, 9);
+    let mut markers_only = session.poll().await.unwrap();
+    assert!(markers_only.messages.is_empty());
+    let state = markers_only
+        .state
+        .take()
+        .expect("positions past the marker");
+    session.on_batch_result(SourceBatchResult::Ack).await;
+    session.close().await;
+    fill(&fake, 5..6);
+    let mut resumed = open(&fake, "", Some(state)).await;
+    assert_eq!(sorted_numbers(&resumed.poll().await.unwrap()), [5]);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use harness_test_support::pravega::PravegaServer;
 use harness_test_support::process::wait_until;
 use harness_test_support::s2::BackgroundRun;
 use harness_test_support::*;
+use iggy_connector_shared::pravega::position::PositionMarker;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -202,4 +203,31 @@ fn bad_events_in_a_json_source_are_skipped_or_wrapped() {
     let mut with_wrapped = expected;
     with_wrapped.insert(5, serde_json::json!({ "invalid_payload_text": "not json" }));
     assert_eq!(numbers(&wrapping), with_wrapped);
+}
+
+#[test]
+fn the_sinks_position_markers_are_passed_over() {
+    let (uri, scope) = (controller(), fresh_scope("markers"));
+    let pravega = Pravega::create(&uri, &scope, 2);
+    let marker = |first: u64, last: u64| {
+        let marker = PositionMarker {
+            partition: "orders/out/1".into(),
+            first,
+            last,
+        };
+        (marker.routing_key(), marker.encode())
+    };
+    let mut events: Vec<(String, Vec<u8>)> = binary_events(0..30).collect();
+    events.insert(10, marker(0, 9));
+    events.push(marker(10, 29));
+    pravega.write(events);
+    let ws = Workspace::new();
+    source_file(&ws, &uri, &scope, "raw", "batch_size = 7");
+    let (output, _) = run(&ws, &[]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("events=30") && log.contains("position_markers=2"),
+        "{log}"
+    );
+    assert_eq!(stored_numbers(&ws), (0..30).collect::<Vec<_>>());
 }

@@ -2,6 +2,7 @@
 //! `[plugin_config]`, then where and how records are appended.
 
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::metrics::{Metered, MetricsSettings};
 use iggy_connector_shared::retry::{RetryPolicy, outage_policy};
 use iggy_connector_shared::s2::S2Connection;
 use serde::{Deserialize, Deserializer};
@@ -39,10 +40,19 @@ pub struct SinkConfig {
     /// appending) gives up after this and counts as a transient failure.
     #[serde(default = "default_attempt_timeout", with = "serde_duration")]
     pub attempt_timeout: Duration,
+    /// Where to serve Prometheus metrics; off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+impl Metered for SinkConfig {
+    fn metrics(&self) -> Option<&MetricsSettings> {
+        self.metrics.as_ref()
+    }
 }
 
 fn default_attempt_timeout() -> Duration {

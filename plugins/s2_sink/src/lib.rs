@@ -11,13 +11,13 @@ mod writer;
 
 use async_trait::async_trait;
 use config::SinkConfig;
-use iggy_connector_sdk::{
-    ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata, sink_connector,
-};
+use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata, sink_connector};
 use iggy_connector_shared::retry::retry;
+use iggy_connector_shared::session_sink::{SessionSink, SinkSession};
 use iggy_connector_shared::{Counters, RateLog};
 use mapping::{Mapper, Position};
 use s2_sdk::types::{AppendRecord, FencingToken};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use stream_template::StreamTemplate;
@@ -26,8 +26,9 @@ use tokio::time::Instant;
 use upsert::Upsert;
 use writer::{WriteError, Writer};
 
+pub type S2Sink = SessionSink<Session>;
+
 sink_connector!(S2Sink);
-iggy_connector_shared::connector_debug!(S2Sink);
 
 /// Records with the Iggy offset each came from, in offset order.
 type OffsetRecords = Vec<(u64, AppendRecord)>;
@@ -50,25 +51,15 @@ struct Connected {
     writer: Mutex<Writer>,
 }
 
-pub struct S2Sink {
+pub struct Session {
     id: u32,
     config: SinkConfig,
-    connected: Option<Connected>,
-    counters: Counters,
+    connected: Connected,
+    counters: Arc<Counters>,
     rate_log: RateLog,
 }
 
-impl S2Sink {
-    pub fn new(id: u32, config: SinkConfig) -> Self {
-        Self {
-            id,
-            config,
-            connected: None,
-            counters: Counters::new(&COUNTERS),
-            rate_log: RateLog::new(),
-        }
-    }
-
+impl Session {
     /// The batch's records grouped by target stream, each group in offset
     /// order. A message that cannot become a record (no stream name, no
     /// upsert key, over S2's record size) is skipped, counted and logged:
@@ -161,21 +152,27 @@ impl S2Sink {
 }
 
 #[async_trait]
-impl Sink for S2Sink {
-    async fn open(&mut self) -> Result<(), Error> {
-        self.config.validate().map_err(Error::InvalidConfigValue)?;
-        let template =
-            StreamTemplate::parse(&self.config.stream).map_err(Error::InvalidConfigValue)?;
-        let upsert = self
-            .config
+impl SinkSession for Session {
+    type Config = SinkConfig;
+    const NAME: &'static str = "S2 sink";
+    const PLUGIN: &'static str = "s2_sink";
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    async fn open(id: u32, config: SinkConfig) -> Result<Self, Error> {
+        config.validate().map_err(Error::InvalidConfigValue)?;
+        let template = StreamTemplate::parse(&config.stream).map_err(Error::InvalidConfigValue)?;
+        let upsert = config
             .upsert
             .as_ref()
             .map(Upsert::new)
             .transpose()
             .map_err(Error::InvalidConfigValue)?;
-        let connection = &self.config.connection;
+        let connection = &config.connection;
         let basin = connection.basin_client().map_err(Error::InitError)?;
-        let fencing_token = match (self.config.fence, &self.config.fencing_token) {
+        let fencing_token = match (config.fence, &config.fencing_token) {
             (false, _) => None,
             (true, Some(token)) => Some(
                 token
@@ -191,8 +188,8 @@ impl Sink for S2Sink {
             basin,
             connection.clone(),
             fencing_token,
-            self.config.create_stream.as_ref(),
-            self.config.read_back,
+            config.create_stream.as_ref(),
+            config.read_back,
         );
         // A fixed stream is checked now, so a wrong endpoint or basin fails `open`.
         if let Some(name) = template.fixed() {
@@ -202,19 +199,23 @@ impl Sink for S2Sink {
                 .map_err(|e| Error::Connection(e.to_string()))?;
         }
         tracing::info!(
-            "S2 sink {} appends to `{}` in basin `{}` at {}{}",
-            self.id,
-            self.config.stream,
+            "S2 sink {id} appends to `{}` in basin `{}` at {}{}",
+            config.stream,
             connection.basin,
             connection.endpoint_for_logs(),
-            if self.config.fence { ", fenced" } else { "" }
+            if config.fence { ", fenced" } else { "" }
         );
-        self.connected = Some(Connected {
-            template,
-            mapper: Mapper::new(upsert),
-            writer: Mutex::new(writer),
-        });
-        Ok(())
+        Ok(Self {
+            id,
+            config,
+            connected: Connected {
+                template,
+                mapper: Mapper::new(upsert),
+                writer: Mutex::new(writer),
+            },
+            counters: Arc::new(Counters::new(&COUNTERS)),
+            rate_log: RateLog::new(),
+        })
     }
 
     async fn consume(
@@ -223,10 +224,7 @@ impl Sink for S2Sink {
         metadata: MessagesMetadata,
         messages: Vec<ConsumedMessage>,
     ) -> Result<(), Error> {
-        let connected = self
-            .connected
-            .as_ref()
-            .ok_or(Error::InitError("the S2 sink is not open".into()))?;
+        let connected = &self.connected;
         let partition = metadata.partition_id;
         let source = Position::source_of(topic, partition);
         let groups = self.records(connected, topic, partition, &source, &messages);
@@ -249,7 +247,6 @@ impl Sink for S2Sink {
     }
 
     async fn close(&mut self) -> Result<(), Error> {
-        self.connected = None;
         tracing::info!("S2 sink {} closed: {}", self.id, self.counters.summary());
         Ok(())
     }

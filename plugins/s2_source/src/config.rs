@@ -4,6 +4,7 @@
 use iggy_connector_shared::PayloadSchema;
 use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::duration::serde_duration;
+use iggy_connector_shared::metrics::{Metered, MetricsSettings};
 use iggy_connector_shared::s2::{S2Connection, stream_name};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -43,10 +44,19 @@ pub struct SourceConfig {
     /// whole batch): `skip` or `wrap`.
     #[serde(default)]
     pub invalid_messages: InvalidMessages,
+    /// Where to serve Prometheus metrics; off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
     /// Anything not recognised, reported by `validate` (serde cannot deny
     /// unknown fields next to a flattened struct).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+impl Metered for SourceConfig {
+    fn metrics(&self) -> Option<&MetricsSettings> {
+        self.metrics.as_ref()
+    }
 }
 
 fn default_discovery_interval() -> Duration {

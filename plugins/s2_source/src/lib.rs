@@ -15,9 +15,11 @@ use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{
     ConnectorState, Error, ProducedMessage, ProducedMessages, source_connector,
 };
+use iggy_connector_shared::Counters;
 use iggy_connector_shared::admission::InvalidMessages;
 use iggy_connector_shared::session_source::{SessionSource, SourceSession};
 use session::Session;
+use std::sync::Arc;
 
 pub type S2Source = SessionSource<Session>;
 
@@ -27,6 +29,11 @@ source_connector!(S2Source);
 impl SourceSession for Session {
     type Config = SourceConfig;
     const NAME: &'static str = "S2 source";
+    const PLUGIN: &'static str = "s2_source";
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
 
     async fn open(
         id: u32,

@@ -47,7 +47,7 @@ pub struct Session {
     retry_at: BTreeMap<String, Instant>,
     /// Notified by every feed that has read something.
     arrived: Arc<Notify>,
-    counters: Counters,
+    pub(crate) counters: Arc<Counters>,
     rate_log: RateLog,
 }
 
@@ -86,7 +86,7 @@ impl Session {
             feeds: BTreeMap::new(),
             retry_at: BTreeMap::new(),
             arrived: Arc::new(Notify::new()),
-            counters: Counters::new(&COUNTERS),
+            counters: Arc::new(Counters::new(&COUNTERS)),
             rate_log: RateLog::new(),
             connection,
         };

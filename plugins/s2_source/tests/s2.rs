@@ -564,3 +564,58 @@ fn close_returns_soon_with_s2_lite_killed_under_a_running_source() {
         "{report}"
     );
 }
+
+/// `metrics` on both S2 plugins against s2-lite: the sink's endpoint is
+/// scraped while it appends, then the source's while it reads the records
+/// back, each labelled with the connector name its config gives.
+#[test]
+fn both_plugins_serve_their_counters_while_records_flow() {
+    use harness_test_support::metrics::scrape_while_running;
+    let ws = Workspace::new();
+    let server = S2Lite::start(ws.dir.path(), &[BASIN]);
+    ws.produce("out", 300);
+    let port = harness_test_support::process::free_port();
+    let sink = format!(
+        "{}stream = \"metered\"\nmetrics = {{ address = {port}, connector = \"to_s2\" }}\n\
+         [plugin_config.create_stream]",
+        connection(&server)
+    );
+    ws.sink("to_s2", &plugin("iggy_connector_s2_sink"), "out", &sink);
+    let (scrapes, report) = scrape_while_running(&ws, &[port], |s| {
+        s[0].counter("s2_sink", "appended", "to_s2") == Some(300.0)
+    });
+    let sink = scrapes.first().expect("the sink's endpoint answered");
+    assert_eq!(
+        sink.counter("s2_sink", "appended", "to_s2"),
+        Some(300.0),
+        "{}",
+        sink.text
+    );
+    assert_eq!(
+        sink.counter("s2_sink", "failed_batches", "to_s2"),
+        Some(0.0)
+    );
+    sink.assert_batches("s2_sink", "to_s2", 300, true);
+    assert_eq!(connector(&report, "to_s2")["messages_out"], 300);
+
+    std::fs::remove_file(ws.connectors().join("to_s2.toml")).unwrap();
+    let port = harness_test_support::process::free_port();
+    let source = format!(
+        "{}streams = [\"metered\"]\nschema = \"json\"\nmetrics = {{ address = {port}, connector = \"from_s2\" }}",
+        connection(&server)
+    );
+    ws.source("from_s2", &source_library(), "back", &source);
+    let (scrapes, report) = scrape_while_running(&ws, &[port], |s| {
+        s[0].counter("s2_source", "records", "from_s2") == Some(300.0)
+    });
+    let source = scrapes.first().expect("the source's endpoint answered");
+    assert_eq!(
+        source.counter("s2_source", "records", "from_s2"),
+        Some(300.0),
+        "{}",
+        source.text
+    );
+    source.assert_batches("s2_source", "from_s2", 300, false);
+    assert_eq!(connector(&report, "from_s2")["messages_out"], 300);
+    assert_eq!(ws.dump("back").len(), 300);
+}

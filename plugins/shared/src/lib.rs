@@ -1,6 +1,6 @@
 //! Plumbing shared by the connector plugins: retries with backoff, the
 //! transient/permanent error split, secrets that never print, counters,
-//! duration parsing for configs, and the admission check that keeps a
+//! duration parsing for configs, opt-in Prometheus metrics, and the admission check that keeps a
 //! message the runtime would refuse out of a source batch.
 
 pub mod admission;
@@ -8,9 +8,11 @@ pub mod connector_debug;
 pub mod counters;
 pub mod duration;
 pub mod error_class;
+pub mod metrics;
 pub mod payload_schema;
 pub mod retry;
 pub mod secret;
+pub mod session_sink;
 pub mod session_source;
 pub mod template;
 

@@ -11,15 +11,23 @@ use async_trait::async_trait;
 use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Source};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use tokio::sync::Mutex;
 
+use crate::Counters;
 use crate::admission::{Admission, InvalidMessages};
+use crate::metrics::{Metered, Telemetry};
 
 #[async_trait]
 pub trait SourceSession: Send + Sized + 'static {
-    type Config: DeserializeOwned + Send + Sync;
+    type Config: DeserializeOwned + Metered + Send + Sync;
     /// Names the connector in messages, e.g. "S2 source".
     const NAME: &'static str;
+    /// The crate's suffix, e.g. "s2_source": the prefix of its metric names.
+    const PLUGIN: &'static str;
+
+    /// The session's counters, which the metrics endpoint serves.
+    fn counters(&self) -> Arc<Counters>;
 
     async fn open(
         id: u32,
@@ -54,6 +62,8 @@ pub struct SessionSource<S: SourceSession> {
     session: Mutex<Option<S>>,
     /// Set by `open`, from the session's policy.
     admission: Option<Admission>,
+    /// Set by `open`, with the session's counters.
+    telemetry: Option<Telemetry>,
 }
 
 // Upstream's SDK requires `Debug` of a connector type; the config and the
@@ -74,6 +84,7 @@ impl<S: SourceSession> SessionSource<S> {
             pending: Some((config, state)),
             session: Mutex::new(None),
             admission: None,
+            telemetry: None,
         }
     }
 
@@ -89,7 +100,14 @@ impl<S: SourceSession> Source for SessionSource<S> {
             .pending
             .take()
             .ok_or_else(|| Error::InitError(format!("{} {} is already open", S::NAME, self.id)))?;
-        let session = S::open(self.id, config, state).await?;
+        let metrics = config.metrics().cloned();
+        let mut session = S::open(self.id, config, state).await?;
+        let mut telemetry = Telemetry::source(S::PLUGIN, &session.counters());
+        if let Err(error) = telemetry.serve(metrics.as_ref(), self.id).await {
+            session.close().await;
+            return Err(error);
+        }
+        self.telemetry = Some(telemetry);
         self.admission = Some(Admission::new(
             format!("{} {}", S::NAME, self.id),
             session.invalid_messages(),
@@ -100,11 +118,14 @@ impl<S: SourceSession> Source for SessionSource<S> {
 
     async fn poll(&self) -> Result<ProducedMessages, Error> {
         let mut session = self.session.lock().await;
-        let (Some(session), Some(admission)) = (session.as_mut(), &self.admission) else {
+        let (Some(session), Some(admission), Some(telemetry)) =
+            (session.as_mut(), &self.admission, &self.telemetry)
+        else {
             return Err(self.not_open());
         };
         let mut batch = session.poll().await?;
         admission.admit(&mut batch, |message| session.describe(message));
+        telemetry.record_batch(batch.messages.len());
         Ok(batch)
     }
 
@@ -121,6 +142,9 @@ impl<S: SourceSession> Source for SessionSource<S> {
     async fn close(&mut self) -> Result<(), Error> {
         if let Some(mut session) = self.session.get_mut().take() {
             session.close().await;
+        }
+        if let Some(telemetry) = &mut self.telemetry {
+            telemetry.stop();
         }
         if let Some(admission) = &self.admission
             && admission.skipped() + admission.wrapped() > 0
@@ -141,6 +165,12 @@ mod tests {
     use super::*;
     use iggy_connector_sdk::Schema;
 
+    impl Metered for InvalidMessages {
+        fn metrics(&self) -> Option<&crate::metrics::MetricsSettings> {
+            None
+        }
+    }
+
     /// Returns one JSON batch with a message the runtime would refuse.
     struct OneBatch {
         policy: InvalidMessages,
@@ -150,6 +180,11 @@ mod tests {
     impl SourceSession for OneBatch {
         type Config = InvalidMessages;
         const NAME: &'static str = "test source";
+        const PLUGIN: &'static str = "test_source";
+
+        fn counters(&self) -> Arc<Counters> {
+            Arc::new(Counters::new(&[]))
+        }
 
         async fn open(
             _id: u32,

@@ -3,8 +3,9 @@
 //! sources, S2 streams, the Pravega round trip) and as exactly one point where the target overwrites
 //! (InfluxDB/openGemini, keyed by measurement, tags and time).
 
+use crate::connectors::{FLINK_JOB_NAME, FLINK_TOPIC};
 use crate::orders::{self, STREAM};
-use crate::servers::{FLINK_JOB_NAME, Servers};
+use crate::servers::Servers;
 use iggy_harness::topic_io;
 use iggy_harness_store::{StoredMessage, StreamStore};
 use serde_json::Value;
@@ -15,6 +16,8 @@ const S2_PLAIN_STREAM: &str = "iggy-shop-orders";
 const S2_CHANGELOG_STREAM: &str = "iggy-shop-orders-changelog";
 /// Where the shipped Pravega source file puts what it reads.
 const PRAVEGA_TOPIC: &str = "orders_from_pravega";
+/// Where the shipped Flink source file puts the query's rows.
+const FLINK_ROWS_TOPIC: &str = "orders_from_flink";
 
 pub struct Check {
     pub path: String,
@@ -49,8 +52,9 @@ pub fn run(store: &StreamStore, servers: &Servers, count: u64) -> Vec<Check> {
         changelog(&in_stream(S2_CHANGELOG_STREAM), count),
         points(servers, count),
     ];
-    if let Some(flink) = &servers.flink {
-        checks.push(flink_events(store, &flink.job_id));
+    if servers.flink.is_some() {
+        checks.push(flink_rows(store, count));
+        checks.push(flink_events(store));
     }
     if servers.pravega.is_some() {
         // The sink's transactions commit each Iggy offset once despite
@@ -110,12 +114,21 @@ fn messages(store: &StreamStore, topic: &str) -> Vec<Received> {
     out
 }
 
-/// Counts of each generated event id, and how many ids were not generated.
+/// Counts of each generated id (`event_id` in `0..count`), and how many
+/// messages carried none of them.
 fn tally(messages: &[&Received], count: u64) -> (HashMap<u64, u64>, u64) {
+    tally_ids(messages, count, |payload| payload["event_id"].as_u64())
+}
+
+fn tally_ids(
+    messages: &[&Received],
+    count: u64,
+    id_of: impl Fn(&Value) -> Option<u64>,
+) -> (HashMap<u64, u64>, u64) {
     let mut seen = HashMap::new();
     let mut unknown = 0;
     for message in messages {
-        match message.payload["event_id"].as_u64() {
+        match id_of(&message.payload) {
             Some(id) if id < count => *seen.entry(id).or_insert(0) += 1,
             _ => unknown += 1,
         }
@@ -195,23 +208,38 @@ fn points(servers: &Servers, count: u64) -> Check {
     }
 }
 
-/// The Flink source in monitor mode saw the demo job running.
-fn flink_events(store: &StreamStore, job_id: &str) -> Check {
-    let events = messages(store, crate::connectors::FLINK_TOPIC);
-    let running = events
+/// The records query's rows: datagen's order ids 1..=count, each once.
+fn flink_rows(store: &StreamStore, count: u64) -> Check {
+    let rows = messages(store, FLINK_ROWS_TOPIC);
+    let rows: Vec<&Received> = rows.iter().collect();
+    // Shifted to 0..count so the shared verdict applies.
+    let (seen, unknown) = tally_ids(&rows, count, |payload| {
+        payload["order_id"].as_u64()?.checked_sub(1)
+    });
+    let (found, ok) = verdict(&seen, unknown, count);
+    Check {
+        path: "Flink SQL (datagen) → Flink source (records)".into(),
+        promise: "exactly once",
+        expected: count,
+        found,
+        ok,
+    }
+}
+
+/// The Flink source in monitor mode saw the records query's job finish.
+fn flink_events(store: &StreamStore) -> Check {
+    let events = messages(store, FLINK_TOPIC);
+    let statuses: Vec<&str> = events
         .iter()
-        .filter(|e| {
-            e.payload["event"] == "job_status"
-                && e.payload["job_id"] == job_id
-                && e.payload["status"] == "RUNNING"
-        })
-        .count();
+        .filter(|e| e.payload["event"] == "job_status" && e.payload["job_name"] == FLINK_JOB_NAME)
+        .filter_map(|e| e.payload["status"].as_str())
+        .collect();
     Check {
         path: format!("Flink job {FLINK_JOB_NAME} → Flink source (monitor)"),
-        promise: "its RUNNING status seen",
+        promise: "its FINISHED status seen",
         expected: 1,
-        found: format!("{} events, {running} RUNNING", events.len()),
-        ok: running >= 1,
+        found: format!("{} events, statuses {}", events.len(), statuses.join(" ")),
+        ok: statuses.contains(&"FINISHED"),
     }
 }
 

@@ -7,12 +7,13 @@
 mod checks;
 mod connectors;
 mod orders;
+mod scrapes;
 mod servers;
 
 use clap::Parser;
 use iggy_harness::faults::Faults;
 use iggy_harness::library::SourceProtocolChoice;
-use iggy_harness::pipeline::{self, PipelineOptions};
+use iggy_harness::pipeline::{self, OutputGoal, PipelineOptions};
 use iggy_harness::sink_runner::{CommitMode, SinkOptions};
 use iggy_harness::{plugin_log, stats};
 use iggy_harness_store::StreamStore;
@@ -76,13 +77,14 @@ fn run(args: &Args) -> Result<bool, String> {
 
     eprintln!("== connectors from {}", args.configs_dir.display());
     let connectors_dir = work.path().join("connectors");
-    let keys = connectors::write(
+    let written = connectors::write(
         &args.configs_dir,
         &args.plugins_dir,
         &servers,
+        args.orders,
         &connectors_dir,
     )?;
-    eprintln!("   running: {}", keys.join(", "));
+    eprintln!("   running: {}", written.keys.join(", "));
 
     let data_dir = work.path().join("data");
     let store = StreamStore::open(&data_dir).map_err(|e| e.to_string())?;
@@ -121,13 +123,17 @@ fn run(args: &Args) -> Result<bool, String> {
         faults,
         duration: Some(args.timeout),
         exit_when_idle: Some(Duration::from_secs(3)),
+        wait_for: wait_for(&written.keys, args.orders),
         progress: true,
         validate_payloads: true,
         source_protocol: args.source_protocol,
     };
     let shutdown = Arc::new(AtomicBool::new(false));
     pipeline::stop_on_ctrl_c(Arc::clone(&shutdown));
-    let report = pipeline::run(&options, &shutdown)?;
+    let scraper = scrapes::Scraper::start(written.metrics);
+    let report = pipeline::run(&options, &shutdown);
+    let scrapes = scraper.finish();
+    let report = report?;
     println!(
         "{}\n",
         stats::summary_table(
@@ -139,7 +145,8 @@ fn run(args: &Args) -> Result<bool, String> {
     let store = StreamStore::open(&data_dir).map_err(|e| e.to_string())?;
     let checks = checks::run(&store, &servers, args.orders);
     checks::print(&checks);
-    let passed = report.ok && checks.iter().all(|c| c.ok);
+    let scraped = scrapes::print(&scrapes);
+    let passed = report.ok && scraped && checks.iter().all(|c| c.ok);
     println!(
         "\n{}",
         if passed {
@@ -149,6 +156,22 @@ fn run(args: &Args) -> Result<bool, String> {
         }
     );
     Ok(passed)
+}
+
+/// A Flink query takes 10-30 s to deliver its first row, far longer than
+/// the idle time that ends the run: wait for all its rows, and for the
+/// monitor's first event about that job (a short job may be first seen
+/// finished, so no more can be counted on).
+fn wait_for(keys: &[String], orders: u64) -> Vec<OutputGoal> {
+    let goals = [("flink_source", orders), (connectors::FLINK_MONITOR_KEY, 1)];
+    goals
+        .into_iter()
+        .filter(|(key, _)| keys.iter().any(|k| k == key))
+        .map(|(key, messages)| OutputGoal {
+            key: key.to_string(),
+            messages,
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {

@@ -1,26 +1,25 @@
 //! The systems the pipeline talks to, each a real server started on a free
 //! loopback port under the run's temp dir and stopped by PID when dropped.
-//! Flink joins only when Java and the PyPI Flink distribution are present,
+//! Flink joins only when Java, the PyPI Flink distribution and the SQL
+//! Gateway jar are present,
 //! Pravega only when Java and its standalone's classpath are.
 
-use harness_test_support::flink::FlinkCluster;
+use harness_test_support::flink::{FlinkCluster, SqlGateway, installed_sql_gateway_opt_dir};
 use harness_test_support::influxdb::InfluxServer;
 use harness_test_support::nats::NatsServer;
 use harness_test_support::pravega::PravegaServer;
 use harness_test_support::process::install_root;
 use harness_test_support::s2::S2Lite;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The basin the shipped S2 connector files name.
 pub const S2_BASIN: &str = "iggy-orders";
-pub const FLINK_JOB_NAME: &str = "iggy-demo-job";
-const FLINK_ENTRY_CLASS: &str = "iggytest.IggyTestJob";
-
+/// Fields in drop order: the gateway stops before the cluster it submits to.
 pub struct Flink {
+    pub gateway: SqlGateway,
     pub cluster: FlinkCluster,
-    pub job_id: String,
 }
 
 pub struct Servers {
@@ -47,7 +46,7 @@ impl Servers {
                 eprintln!("   Flink left out: {reason}");
                 None
             }
-            (true, None) => Some(timed("Flink session cluster and a job", || {
+            (true, None) => Some(timed("Flink session cluster and SQL Gateway", || {
                 start_flink(dir)
             })),
         };
@@ -92,6 +91,9 @@ fn flink_missing() -> Option<String> {
     if !runs("python3", &["-c", "import pyflink"]) {
         return Some("the PyPI package apache-flink is not installed".into());
     }
+    if installed_sql_gateway_opt_dir().is_none() {
+        return Some("the SQL Gateway jar is not installed (scripts/install-test-deps)".into());
+    }
     None
 }
 
@@ -109,38 +111,10 @@ fn pravega_missing() -> Option<String> {
     None
 }
 
-/// A session cluster running the Flink source tests' small counter job,
-/// which the Flink source then watches in monitor mode.
+/// A session cluster with its SQL Gateway in front, for the Flink source's
+/// records mode; its monitor mode watches the query's job on the cluster.
 fn start_flink(dir: &Path) -> Flink {
     let cluster = FlinkCluster::start(dir);
-    let source = job_source();
-    let jar = cluster.compile_job(&source, dir);
-    let jar_id = cluster.upload_jar(&jar);
-    let job_id = cluster.run_jar(
-        &jar_id,
-        FLINK_ENTRY_CLASS,
-        &[
-            "--name",
-            FLINK_JOB_NAME,
-            "--sleep-ms",
-            "50",
-            // Checkpoint events would keep the run from ever going idle.
-            "--checkpoint-ms",
-            "3600000",
-        ],
-    );
-    let running = cluster.wait_until(Duration::from_secs(60), |flink| {
-        flink.job_state(&job_id) == "RUNNING"
-    });
-    assert!(
-        running,
-        "the Flink job {job_id} did not reach RUNNING in 60s; logs:\n{}",
-        cluster.log_tail()
-    );
-    Flink { cluster, job_id }
-}
-
-fn job_source() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../plugins/flink_source/tests/flink/IggyTestJob.java")
+    let gateway = SqlGateway::start(&cluster, dir);
+    Flink { gateway, cluster }
 }

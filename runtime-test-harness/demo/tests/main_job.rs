@@ -27,6 +27,7 @@ fn every_order_arrives_exactly_once_across_all_connectors_despite_faults() {
         "S2 sink → S2 stream",
         "S2 sink (upsert)",
         "OpenGemini sink",
+        "Flink source (records)",
         "Flink source (monitor)",
         "Pravega source",
     ] {
@@ -36,7 +37,13 @@ fn every_order_arrives_exactly_once_across_all_connectors_despite_faults() {
             .unwrap_or_else(|| panic!("no check row for {path}: {}", context()));
         assert!(row.contains(" ok "), "{row}");
     }
-    for key in ["nats_jetstream_source", "s2_source", "pravega_source"] {
+    for key in [
+        "nats_jetstream_source",
+        "s2_source",
+        "pravega_sink",
+        "pravega_source",
+        "flink_source",
+    ] {
         let nacks: u64 = stdout
             .lines()
             .find(|line| line.starts_with(key))
@@ -44,6 +51,21 @@ fn every_order_arrives_exactly_once_across_all_connectors_despite_faults() {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no figures for {key}: {}", context()));
         assert!(nacks > 0, "the Nack fault reached {key}: {}", context());
+    }
+    // One scrape of each connector's metrics endpoint is printed.
+    for key in [
+        "nats_jetstream_sink",
+        "nats_jetstream_source",
+        "s2_sink",
+        "s2_sink_upsert",
+        "s2_source",
+        "opengemini_sink",
+        "pravega_source",
+        "flink_source",
+        "flink_source_monitor",
+    ] {
+        let label = format!("_batch_messages_count{{connector=\"{key}\"}}");
+        assert!(stdout.contains(&label), "no scrape of {key}: {}", context());
     }
 }
 
@@ -93,7 +115,12 @@ fn the_pipeline_holds_under_the_v1_source_protocol_of_runtime_0_4() {
             .any(|line| line.contains("Pravega source") && line.contains(" ok ")),
         "the Pravega round trip was checked: {stdout}"
     );
-    for key in ["nats_jetstream_source", "s2_source", "pravega_source"] {
+    for key in [
+        "nats_jetstream_source",
+        "s2_source",
+        "pravega_source",
+        "flink_source",
+    ] {
         let under_v1 = stderr.lines().any(|line| {
             line.starts_with(&format!("source {key} (")) && line.ends_with("runs the v1 protocol")
         });

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Stop once nothing has moved for this long (e.g. 2s).
     #[arg(long, value_parser = humantime::parse_duration)]
     exit_when_idle: Option<Duration>,
+    /// With --exit-when-idle: keep running until connector KEY has put out
+    /// at least N messages (repeatable), e.g. for a source slow to start.
+    #[arg(long, value_name = "KEY=N", requires = "exit_when_idle")]
+    wait_for: Vec<pipeline::OutputGoal>,
     /// Print a progress line every second even when stderr is not a terminal.
     #[arg(long)]
     progress: bool,
@@ -77,6 +81,7 @@ pub fn run(args: RunArgs, json: bool) -> Result<bool, String> {
         faults,
         duration: args.duration,
         exit_when_idle: args.exit_when_idle,
+        wait_for: args.wait_for,
         progress: args.progress,
         validate_payloads: !args.no_validate,
         source_protocol: args.source_protocol,

@@ -3,7 +3,8 @@
 //! 17 on free loopback ports and temp dirs, started by Flink's own scripts
 //! and stopped by the PIDs in their pid files (on drop too); and its SQL
 //! Gateway, started the same way with the gateway's jar from Maven Central
-//! (`FLINK_OPT_DIR`, see `scripts/install-test-deps`). Also a small HTTP
+//! (`FLINK_OPT_DIR`, see `scripts/install-test-deps`); connector jars join
+//! both through a lib dir of links (`FLINK_LIB_DIR`). Also a small HTTP
 //! client for its REST API (jar upload and run included), a javac step for
 //! test jobs, and `run_for`, a harness run of fixed length for sources that
 //! never go idle.
@@ -57,6 +58,9 @@ pub fn require_java() {
 pub struct FlinkCluster {
     pub rest_port: u16,
     home: PathBuf,
+    /// The distribution's `lib/`, or a dir of links to its jars and extra
+    /// ones (`FLINK_LIB_DIR` for every script).
+    lib_dir: PathBuf,
     conf_dir: PathBuf,
     pid_dir: PathBuf,
     log_dir: PathBuf,
@@ -68,8 +72,17 @@ impl FlinkCluster {
     /// Starts a JobManager and one TaskManager (4 slots) under `dir` and waits
     /// until the REST API reports the TaskManager.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with_jars(dir, &[])
+    }
+
+    /// [`FlinkCluster::start`] with `jars` (a connector and what it needs) in
+    /// the lib dir beside the distribution's own, as a deployment adds them:
+    /// on the JobManager's and TaskManager's classpath and on that of a
+    /// [`SqlGateway`] started for this cluster.
+    pub fn start_with_jars(dir: &Path, jars: &[PathBuf]) -> Self {
         require_java();
         let home = flink_home();
+        let lib_dir = lib_dir_with(&home, dir, jars);
         let conf_dir = dir.join("flink-conf");
         let pid_dir = dir.join("flink-pids");
         let log_dir = dir.join("flink-logs");
@@ -120,6 +133,7 @@ impl FlinkCluster {
         let mut cluster = Self {
             rest_port,
             home,
+            lib_dir,
             conf_dir,
             pid_dir,
             log_dir,
@@ -141,7 +155,13 @@ impl FlinkCluster {
     }
 
     fn script(&self, name: &str) {
-        let command = daemon_command(&self.home, &self.conf_dir, &self.log_dir, name);
+        let command = daemon_command(
+            &self.home,
+            &self.lib_dir,
+            &self.conf_dir,
+            &self.log_dir,
+            name,
+        );
         run_daemon_script(command, name, &self.log_dir, || self.log_tail());
     }
 
@@ -191,6 +211,18 @@ impl FlinkCluster {
         )
         .unwrap_or_else(|| panic!("cancel of {job_id} got no answer"));
         assert_eq!(status, 202, "cancel {job_id}: {answer}");
+    }
+
+    /// The ids of the jobs that are RUNNING.
+    pub fn running_jobs(&self) -> std::collections::BTreeSet<String> {
+        let (_, overview) = self.get("/jobs/overview");
+        overview["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|job| job["state"] == "RUNNING")
+            .filter_map(|job| job["jid"].as_str().map(str::to_string))
+            .collect()
     }
 
     /// The job's state (`RUNNING`, `FINISHED`, ...).
@@ -292,14 +324,42 @@ impl Drop for FlinkCluster {
     }
 }
 
+/// The distribution's `lib/` when there are no extra jars; else a new
+/// `flink-lib` under `dir` with links to its jars and to `jars` (the
+/// installed distribution stays untouched).
+fn lib_dir_with(home: &Path, dir: &Path, jars: &[PathBuf]) -> PathBuf {
+    if jars.is_empty() {
+        return home.join("lib");
+    }
+    let lib = dir.join("flink-lib");
+    std::fs::create_dir_all(&lib).expect("flink lib dir");
+    let own = std::fs::read_dir(home.join("lib"))
+        .expect("the distribution's lib dir")
+        .flatten()
+        .map(|entry| entry.path());
+    for jar in own.chain(jars.iter().cloned()) {
+        let name = jar.file_name().expect("a jar's file name");
+        std::os::unix::fs::symlink(&jar, lib.join(name))
+            .unwrap_or_else(|e| panic!("link {} into {}: {e}", jar.display(), lib.display()));
+    }
+    lib
+}
+
 /// `bin/<name> start` of the distribution with this configuration; the
 /// script's own output goes to `<log_dir>/<name>.out`.
-fn daemon_command(home: &Path, conf_dir: &Path, log_dir: &Path, name: &str) -> Command {
+fn daemon_command(
+    home: &Path,
+    lib_dir: &Path,
+    conf_dir: &Path,
+    log_dir: &Path,
+    name: &str,
+) -> Command {
     let mut command = Command::new("bash");
     command
         .arg(home.join("bin").join(name))
         .arg("start")
         .env("FLINK_HOME", home)
+        .env("FLINK_LIB_DIR", lib_dir)
         .env("FLINK_CONF_DIR", conf_dir)
         .env("FLINK_LOG_DIR", log_dir)
         .stdin(Stdio::null());
@@ -330,22 +390,23 @@ fn run_daemon_script(
 /// distribution has none in its `opt/`, and Flink's scripts look for it in
 /// `FLINK_OPT_DIR`.
 pub fn sql_gateway_opt_dir() -> PathBuf {
-    let dir = crate::process::install_root()
-        .expect("HOME or XDG_CACHE_HOME is set")
-        .join("flink-opt");
-    let jar = std::fs::read_dir(&dir).ok().and_then(|entries| {
-        entries.flatten().find(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with("flink-sql-gateway") && n.ends_with(".jar"))
-        })
+    installed_sql_gateway_opt_dir().unwrap_or_else(|| {
+        panic!(
+            "no flink-sql-gateway jar in the user's cache (flink-opt); run scripts/install-test-deps (Maven Central org.apache.flink:flink-sql-gateway:1.20.3)"
+        )
+    })
+}
+
+/// [`sql_gateway_opt_dir`] if the jar is there.
+pub fn installed_sql_gateway_opt_dir() -> Option<PathBuf> {
+    let dir = crate::process::install_root()?.join("flink-opt");
+    let entries = std::fs::read_dir(&dir).ok()?;
+    let has_jar = entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("flink-sql-gateway") && n.ends_with(".jar"))
     });
-    assert!(
-        jar.is_some(),
-        "no flink-sql-gateway jar in {}; run scripts/install-test-deps (Maven Central org.apache.flink:flink-sql-gateway:1.20.3)",
-        dir.display()
-    );
-    dir
+    has_jar.then_some(dir)
 }
 
 /// Flink's SQL Gateway (REST endpoint) in front of a [`FlinkCluster`], on a
@@ -355,6 +416,7 @@ pub fn sql_gateway_opt_dir() -> PathBuf {
 pub struct SqlGateway {
     pub port: u16,
     home: PathBuf,
+    lib_dir: PathBuf,
     conf_dir: PathBuf,
     opt_dir: PathBuf,
     pid_dir: PathBuf,
@@ -375,6 +437,7 @@ impl SqlGateway {
         let mut gateway = Self {
             port: free_port(),
             home: cluster.home.clone(),
+            lib_dir: cluster.lib_dir.clone(),
             conf_dir: cluster.conf_dir.clone(),
             opt_dir: sql_gateway_opt_dir(),
             pid_dir,
@@ -386,8 +449,13 @@ impl SqlGateway {
     }
 
     fn launch(&mut self) {
-        let mut command =
-            daemon_command(&self.home, &self.conf_dir, &self.log_dir, "sql-gateway.sh");
+        let mut command = daemon_command(
+            &self.home,
+            &self.lib_dir,
+            &self.conf_dir,
+            &self.log_dir,
+            "sql-gateway.sh",
+        );
         command
             .env("FLINK_OPT_DIR", &self.opt_dir)
             .env("FLINK_PID_DIR", &self.pid_dir)
@@ -414,6 +482,52 @@ impl SqlGateway {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `statements` in order in a new session, each until the gateway
+    /// has its result (for an INSERT: once its job is submitted, not done);
+    /// the ids of the jobs they started. Panics with Flink's answer when
+    /// one fails. For tests that prepare data through SQL.
+    pub fn execute(&self, statements: &[&str]) -> Vec<String> {
+        let post = |path: &str, body: serde_json::Value| {
+            let bytes = body.to_string().into_bytes();
+            http_request(self.port, "POST", path, Some(("application/json", &bytes)))
+                .unwrap_or_else(|| panic!("POST {path} on the SQL Gateway got no answer"))
+        };
+        let (status, answer) = post("/v1/sessions", serde_json::json!({}));
+        assert_eq!(status, 200, "open a session: {answer}");
+        let session = answer["sessionHandle"].as_str().expect("session handle");
+        let mut jobs = Vec::new();
+        for statement in statements {
+            let (status, answer) = post(
+                &format!("/v1/sessions/{session}/statements"),
+                serde_json::json!({ "statement": statement }),
+            );
+            assert_eq!(status, 200, "{statement}: {answer}");
+            let operation = answer["operationHandle"]
+                .as_str()
+                .expect("operation handle");
+            let path = format!("/v1/sessions/{session}/operations/{operation}/result/0");
+            let result = crate::process::wait_until(Duration::from_secs(60), || {
+                http_request(self.port, "GET", &path, None).filter(|(status, answer)| {
+                    *status != 200 || answer["resultType"] != "NOT_READY"
+                })
+            });
+            let (status, answer) =
+                result.unwrap_or_else(|| panic!("{statement}: no result within 60 s"));
+            assert_eq!(status, 200, "{statement}: {answer}");
+            if let Some(job) = answer["jobID"].as_str() {
+                jobs.push(job.to_string());
+            }
+        }
+        // The jobs it started run on without it.
+        let _ = http_request(
+            self.port,
+            "DELETE",
+            &format!("/v1/sessions/{session}"),
+            None,
+        );
+        jobs
     }
 
     /// The gateway JVM's PID (for SIGSTOP/SIGCONT).

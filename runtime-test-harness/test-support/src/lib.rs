@@ -6,6 +6,8 @@
 
 pub mod flink;
 pub mod influxdb;
+pub mod kafka;
+pub mod metrics;
 pub mod nats;
 pub mod perf;
 pub mod pravega;

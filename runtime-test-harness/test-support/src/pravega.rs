@@ -6,10 +6,7 @@
 //! The standalone keeps events in memory only: a killed server comes back
 //! empty. Outage tests that need the events to survive freeze it instead.
 
-use crate::process::{ServerProcess, free_port, wait_until};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
+use crate::process::{ServerProcess, dies_with_parent, free_port, installed_classpath};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -29,22 +26,7 @@ pub struct PravegaServer {
     segment_store_port: u16,
     zk_port: u16,
     dir: PathBuf,
-    log: PathBuf,
     process: ServerProcess,
-}
-
-/// The classpath scripts/install-test-deps wrote; a loud failure when absent.
-fn classpath() -> String {
-    let file = crate::process::install_root()
-        .map(|root| root.join("pravega/classpath.txt"))
-        .unwrap_or_default();
-    let classpath = std::fs::read_to_string(&file).unwrap_or_default();
-    assert!(
-        !classpath.trim().is_empty(),
-        "Pravega standalone is not installed ({} is missing); {INSTALL_HINT}",
-        file.display()
-    );
-    classpath.trim().to_string()
 }
 
 impl PravegaServer {
@@ -55,7 +37,6 @@ impl PravegaServer {
             segment_store_port: free_port(),
             zk_port: free_port(),
             dir: dir.to_path_buf(),
-            log: dir.join("pravega.log"),
             process: ServerProcess::idle("Pravega standalone", &dir.join("pravega.log")),
         };
         server.launch();
@@ -108,31 +89,15 @@ impl PravegaServer {
                 properties.display()
             ))
             .arg("-cp")
-            .arg(classpath())
+            .arg(installed_classpath(
+                "Pravega standalone",
+                "pravega",
+                INSTALL_HINT,
+            ))
             .arg(MAIN_CLASS);
-        // SAFETY: prctl is async-signal-safe and touches only this child.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
-        self.process.start(command);
-        let mut log = LogFollower::from(&self.log, offset);
-        let ready = wait_until(START_LIMIT, || {
-            log.next_lines().and_then(|lines| {
-                (lines.contains(READY_LINE) || lines.contains(FAILED_LINE))
-                    .then(|| lines.contains(READY_LINE))
-            })
-        });
-        if ready != Some(true) {
-            self.process.stop();
-            panic!(
-                "Pravega standalone did not start within {START_LIMIT:?}; log:\n{}",
-                self.process.log_tail()
-            );
-        }
+        dies_with_parent(&mut command);
+        self.process
+            .start_until_logged(command, READY_LINE, FAILED_LINE, START_LIMIT);
     }
 
     pub fn controller_uri(&self) -> String {
@@ -156,37 +121,6 @@ impl PravegaServer {
 
     pub fn log_tail(&self) -> String {
         self.process.log_tail()
-    }
-}
-
-/// The lines appended to a log since `offset`, read a poll at a time: the
-/// server writes megabytes while it starts, which reading the whole file
-/// at every poll would read again and again.
-struct LogFollower {
-    file: Option<File>,
-    /// The start of a line not ended yet at the last read.
-    partial: String,
-}
-
-impl LogFollower {
-    fn from(path: &Path, offset: u64) -> Self {
-        let file = File::open(path)
-            .and_then(|mut file| file.seek(SeekFrom::Start(offset)).map(|_| file))
-            .ok();
-        Self {
-            file,
-            partial: String::new(),
-        }
-    }
-
-    /// The whole lines written since the last call, if any.
-    fn next_lines(&mut self) -> Option<String> {
-        let mut bytes = Vec::new();
-        self.file.as_mut()?.read_to_end(&mut bytes).ok()?;
-        self.partial.push_str(&String::from_utf8_lossy(&bytes));
-        let end = self.partial.rfind('\n')? + 1;
-        let rest = self.partial.split_off(end);
-        Some(std::mem::replace(&mut self.partial, rest))
     }
 }
 

@@ -4,8 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::collections::hash_map::RandomState;
+use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, PoisonError};
@@ -36,7 +39,6 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port below the ephemeral range")
 }
 
-/// The first existing path among `candidates`, or a loud failure saying how to install it.
 /// Where scripts/install-test-deps puts the servers it builds or downloads
 /// through a package client: the user's cache, so a second run is fast.
 pub fn install_root() -> Option<PathBuf> {
@@ -46,6 +48,23 @@ pub fn install_root() -> Option<PathBuf> {
         .map(|cache| cache.join("iggy-connectors"))
 }
 
+/// The classpath scripts/install-test-deps resolved with Maven into
+/// `<install root>/<dir>/classpath.txt`; a loud failure naming `server`
+/// and how to install it when absent.
+pub fn installed_classpath(server: &str, dir: &str, install: &str) -> String {
+    let file = install_root()
+        .map(|root| root.join(dir).join("classpath.txt"))
+        .unwrap_or_default();
+    let classpath = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        !classpath.trim().is_empty(),
+        "{server} is not installed ({} is missing); {install}",
+        file.display()
+    );
+    classpath.trim().to_string()
+}
+
+/// The first existing path among `candidates`, or a loud failure saying how to install it.
 pub fn require_binary(name: &str, candidates: &[&str], install: &str) -> PathBuf {
     candidates
         .iter()
@@ -176,6 +195,34 @@ impl ServerProcess {
         }
     }
 
+    /// Starts `command` and waits until its log shows `ready`; panics with
+    /// the log's end if it shows `failed` instead or neither within `limit`.
+    /// For servers that bind their ports long before they serve.
+    pub fn start_until_logged(
+        &mut self,
+        command: Command,
+        ready: &str,
+        failed: &str,
+        limit: Duration,
+    ) {
+        let offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
+        self.start(command);
+        let mut log = LogFollower::from(&self.log, offset);
+        let outcome = wait_until(limit, || {
+            log.next_lines().and_then(|lines| {
+                (lines.contains(ready) || lines.contains(failed)).then(|| lines.contains(ready))
+            })
+        });
+        if outcome != Some(true) {
+            self.stop();
+            panic!(
+                "{} did not start within {limit:?}; log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+        }
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -188,5 +235,48 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Asks the kernel to kill the child with SIGKILL when this process ends:
+/// a server kept in a static (shared by a test binary) is never dropped.
+pub fn dies_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches only this child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// The lines appended to a log since `offset`, read a poll at a time: the
+/// server writes megabytes while it starts, which reading the whole file
+/// at every poll would read again and again.
+pub struct LogFollower {
+    file: Option<File>,
+    /// The start of a line not ended yet at the last read.
+    partial: String,
+}
+
+impl LogFollower {
+    pub fn from(path: &Path, offset: u64) -> Self {
+        let file = File::open(path)
+            .and_then(|mut file| file.seek(SeekFrom::Start(offset)).map(|_| file))
+            .ok();
+        Self {
+            file,
+            partial: String::new(),
+        }
+    }
+
+    /// The whole lines written since the last call, if any.
+    pub fn next_lines(&mut self) -> Option<String> {
+        let mut bytes = Vec::new();
+        self.file.as_mut()?.read_to_end(&mut bytes).ok()?;
+        self.partial.push_str(&String::from_utf8_lossy(&bytes));
+        let end = self.partial.rfind('\n')? + 1;
+        let rest = self.partial.split_off(end);
+        Some(std::mem::replace(&mut self.partial, rest))
     }
 }

@@ -187,6 +187,12 @@ impl BackgroundRun {
         }
     }
 
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     /// Waits for the run to end by itself (`--duration` bounds it).
     pub fn wait(mut self) -> Output {
         self.child

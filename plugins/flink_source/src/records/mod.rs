@@ -6,6 +6,7 @@
 //! delivers what the job produced before it, then runs the query again from
 //! that savepoint.
 
+mod event_time;
 mod page;
 mod query;
 mod recovery;
@@ -120,7 +121,7 @@ impl RecordsReader {
         metrics: Arc<Metrics>,
     ) -> Result<Self, Error> {
         let statements = query::statements(&settings.query, &settings.header_columns);
-        let mapper = RowMapper::new(&statements);
+        let mapper = RowMapper::new(&statements, settings.timestamp_column.clone());
         let committed = saved.clone().unwrap_or_default();
         let phase = match &committed {
             RecordsState { finished: true, .. } => {

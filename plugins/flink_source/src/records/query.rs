@@ -127,7 +127,10 @@ fn table_options(table: &TableSpec) -> BTreeMap<String, String> {
     if let (Some(option), Some(identifier)) = (identifier_option, &table.identifier) {
         options.insert(option.to_string(), identifier.clone());
     }
-    for (key, value) in startup_options(&table.kind, table.initial_offset) {
+    if let Some(pattern) = &table.pattern {
+        options.insert("topic-pattern".to_string(), pattern.clone());
+    }
+    for (key, value) in startup_options(&table.kind, table.initial_offset.as_ref()) {
         options.insert(key.to_string(), value);
     }
     // A record the format cannot decode otherwise fails the job.
@@ -143,7 +146,7 @@ fn table_options(table: &TableSpec) -> BTreeMap<String, String> {
 
 fn startup_options(
     kind: &SourceKind,
-    offset: Option<InitialOffset>,
+    offset: Option<&InitialOffset>,
 ) -> Vec<(&'static str, String)> {
     let Some(offset) = offset else {
         return Vec::new();
@@ -161,6 +164,17 @@ fn startup_options(
         (SourceKind::Kafka, InitialOffset::TimestampMs(ms)) => vec![
             ("scan.startup.mode", "timestamp".into()),
             ("scan.startup.timestamp-millis", ms.to_string()),
+        ],
+        (SourceKind::Kafka, InitialOffset::Offsets(offsets)) => vec![
+            ("scan.startup.mode", "specific-offsets".into()),
+            (
+                "scan.startup.specific-offsets",
+                offsets
+                    .iter()
+                    .map(|(partition, offset)| format!("partition:{partition},offset:{offset}"))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
         ],
         (SourceKind::Kinesis, InitialOffset::Earliest) => {
             vec![("scan.stream.initpos", "TRIM_HORIZON".into())]
@@ -203,6 +217,7 @@ mod tests {
         TableSpec {
             kind,
             identifier: identifier.map(str::to_string),
+            pattern: None,
             identifier_option: None,
             table_name: "iggy_flink_source".into(),
             columns: vec!["order_id BIGINT".into(), "customer STRING".into()],
@@ -210,6 +225,21 @@ mod tests {
             properties: BTreeMap::new(),
             skip_errors: false,
         }
+    }
+
+    #[test]
+    fn kafka_offsets_per_partition_and_topic_pattern() {
+        let mut spec = table(SourceKind::Kafka, None);
+        spec.pattern = Some("events-.*".into());
+        spec.initial_offset = Some(InitialOffset::Offsets([(0, 42), (3, 7)].into()));
+        let options = table_options(&spec);
+        assert_eq!(options["topic-pattern"], "events-.*");
+        assert!(!options.contains_key("topic"));
+        assert_eq!(options["scan.startup.mode"], "specific-offsets");
+        assert_eq!(
+            options["scan.startup.specific-offsets"],
+            "partition:0,offset:42;partition:3,offset:7"
+        );
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! One row of a query result → one Iggy message: a JSON object keyed by
 //! column name (field values copied as Flink wrote them), with the row kind
 //! and job id as headers, and the source, partition and offset headers taken
-//! from the columns that carry them (those columns leave the payload).
+//! from the columns that carry them (those columns leave the payload). A
+//! time column, when one is named, sets the message's `origin_timestamp`
+//! and a header of that name: the connectors runtime (0.4 and 0.5) builds
+//! the Iggy message from payload, id and headers only and stamps its own
+//! origin timestamp, so the header is what reaches the topic.
 
+use super::event_time;
 use super::query::Statements;
 use crate::client::gateway::{Column, Row};
 use crate::message::{add_header, stable_id};
@@ -38,6 +43,7 @@ pub struct RowMapper {
     partition: Option<String>,
     offset: Option<String>,
     constant_source: Option<String>,
+    timestamp: Option<String>,
 }
 
 /// Where the header columns sit in a page.
@@ -45,16 +51,18 @@ struct Layout {
     source: Option<usize>,
     partition: Option<usize>,
     offset: Option<usize>,
+    timestamp: Option<usize>,
     payload: Vec<usize>,
 }
 
 impl RowMapper {
-    pub fn new(statements: &Statements) -> Self {
+    pub fn new(statements: &Statements, timestamp_column: Option<String>) -> Self {
         Self {
             source: statements.header_columns.source.clone(),
             partition: statements.header_columns.partition.clone(),
             offset: statements.header_columns.offset.clone(),
             constant_source: statements.constant_source.clone(),
+            timestamp: timestamp_column,
         }
     }
 
@@ -94,13 +102,15 @@ impl RowMapper {
                 .ok_or_else(|| {
                     let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
                     format!(
-                        "records.header_columns.{setting} names column {name:?}, which the query does not return (it returns {names:?})"
+                        "records.{setting} names column {name:?}, which the query does not return (it returns {names:?})"
                     )
                 })
         };
-        let source = find("source", &self.source)?;
-        let partition = find("partition", &self.partition)?;
-        let offset = find("offset", &self.offset)?;
+        let source = find("header_columns.source", &self.source)?;
+        let partition = find("header_columns.partition", &self.partition)?;
+        let offset = find("header_columns.offset", &self.offset)?;
+        // The time column stays in the payload too.
+        let timestamp = find("timestamp_column", &self.timestamp)?;
         let headers = [source, partition, offset];
         let payload = (0..columns.len())
             .filter(|index| !headers.contains(&Some(*index)))
@@ -109,6 +119,7 @@ impl RowMapper {
             source,
             partition,
             offset,
+            timestamp,
             payload,
         })
     }
@@ -130,6 +141,15 @@ impl RowMapper {
         if !ROW_KINDS.contains(&row.kind.as_str()) {
             return Err(format!("unknown row kind {:?}", row.kind));
         }
+        let origin_timestamp = match layout.timestamp {
+            Some(index) => event_time::origin_micros(&row.fields[index]).map_err(|reason| {
+                format!(
+                    "records.timestamp_column {:?}: {reason}",
+                    slice.columns[index].name
+                )
+            })?,
+            None => None,
+        };
         let mut payload = String::with_capacity(64 + 24 * layout.payload.len());
         payload.push('{');
         for (n, index) in layout.payload.iter().enumerate() {
@@ -162,6 +182,9 @@ impl RowMapper {
                 add_header(&mut headers, key, value)?;
             }
         }
+        if let Some(micros) = origin_timestamp {
+            add_header(&mut headers, "origin_timestamp", &micros.to_string())?;
+        }
         let last_offset = offset.map(|offset| match partition {
             Some(partition) => format!("{partition}:{offset}"),
             None => offset,
@@ -176,7 +199,7 @@ impl RowMapper {
             ])),
             checksum: None,
             timestamp: None,
-            origin_timestamp: None,
+            origin_timestamp,
             headers: Some(headers),
             payload: payload.into_bytes(),
         };
@@ -215,12 +238,15 @@ mod tests {
     }
 
     fn mapper(header_columns: HeaderColumns, constant_source: Option<&str>) -> RowMapper {
-        RowMapper::new(&Statements {
-            setup: vec![],
-            select: String::new(),
-            header_columns,
-            constant_source: constant_source.map(str::to_string),
-        })
+        RowMapper::new(
+            &Statements {
+                setup: vec![],
+                select: String::new(),
+                header_columns,
+                constant_source: constant_source.map(str::to_string),
+            },
+            None,
+        )
     }
 
     fn header(message: &ProducedMessage, key: &str) -> Option<String> {
@@ -329,23 +355,73 @@ mod tests {
         assert!(mapped.skipped[1].contains("unknown row kind \"UPSERT\""));
     }
 
-    #[test]
-    fn a_missing_header_column_is_a_page_error() {
-        let columns = columns(&["a"]);
-        let rows = vec![row("INSERT", "[1]")];
-        let slice = PageSlice {
-            columns: &columns,
-            rows: &rows,
+    /// The first page of a query whose job is not known yet.
+    fn first_page<'a>(columns: &'a [Column], rows: &'a [Row]) -> PageSlice<'a> {
+        PageSlice {
+            columns,
+            rows,
             first_row: 0,
             job_id: None,
             query_key: "q",
             token: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_missing_header_column_is_a_page_error() {
+        let columns = columns(&["a"]);
+        let rows = vec![row("INSERT", "[1]")];
+        let slice = first_page(&columns, &rows);
         let headers = HeaderColumns {
             offset: Some("off".into()),
             ..HeaderColumns::default()
         };
         let error = mapper(headers, None).map(&slice, true).unwrap_err();
         assert!(error.contains("records.header_columns.offset"), "{error}");
+    }
+
+    #[test]
+    fn a_time_column_sets_the_origin_timestamp_and_stays_in_the_payload() {
+        let columns = columns(&["id", "ts"]);
+        let rows = vec![
+            row("INSERT", r#"[1, "2026-11-21T09:58:29.108Z"]"#),
+            row("INSERT", "[2, null]"),
+            row("INSERT", r#"[3, "soon"]"#),
+        ];
+        let slice = first_page(&columns, &rows);
+        let time_mapper = |column: &str| RowMapper {
+            timestamp: Some(column.into()),
+            ..mapper(HeaderColumns::default(), None)
+        };
+        let mapper = time_mapper("ts");
+        let error = mapper.map(&slice, false).unwrap_err();
+        assert!(
+            error.contains(
+                r#"row 2 of page 0: records.timestamp_column "ts": "soon" is not a time"#
+            ),
+            "{error}"
+        );
+        let mapped = mapper.map(&slice, true).unwrap();
+        assert_eq!(mapped.skipped.len(), 1);
+        assert_eq!(
+            mapped.messages[0].origin_timestamp,
+            Some(1_795_255_109_108_000)
+        );
+        assert_eq!(
+            header(&mapped.messages[0], "origin_timestamp").as_deref(),
+            Some("1795255109108000")
+        );
+        assert_eq!(header(&mapped.messages[1], "origin_timestamp"), None);
+        assert_eq!(
+            mapped.messages[0].payload,
+            br#"{"id":1,"ts":"2026-11-21T09:58:29.108Z"}"#
+        );
+        assert_eq!(mapped.messages[1].origin_timestamp, None);
+
+        let error = time_mapper("event_time").map(&slice, true).unwrap_err();
+        assert!(
+            error.contains(r#"records.timestamp_column names column "event_time""#),
+            "{error}"
+        );
     }
 }

@@ -76,7 +76,7 @@ pub struct Session {
     committed: Progress,
     /// Progress including the batch in flight.
     staged: Option<Progress>,
-    counters: Counters,
+    pub(crate) counters: Arc<Counters>,
     rate_log: RateLog,
 }
 
@@ -121,7 +121,7 @@ impl Session {
             watch: BoundWatch::default(),
             committed: Progress::restore(state, &config.stream, id),
             staged: None,
-            counters: Counters::new(&COUNTERS),
+            counters: Arc::new(Counters::new(&COUNTERS)),
             rate_log: RateLog::new(),
         };
         match stream {

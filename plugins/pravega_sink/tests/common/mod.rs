@@ -6,7 +6,7 @@
 
 use harness_test_support::process::{exit_within, wait_until};
 use harness_test_support::*;
-use iggy_connector_shared::pravega::client::{PravegaClient, StartAt};
+use iggy_connector_shared::pravega::client::{NewEvent, PravegaClient, ScalingPolicy, StartAt};
 use iggy_connector_shared::pravega::{PravegaConnection, RealClient};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -169,8 +169,12 @@ fn counters_after(log: &str, marker: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The segments `scope/stream` has now, asked of the controller.
-pub fn segments(uri: &str, scope: &str, stream: &str) -> usize {
+/// Runs `work` with the client the plugins use, on `scope/stream`, in a
+/// runtime of its own.
+fn with_client<T>(
+    (uri, scope, stream): (&str, &str, &str),
+    work: impl AsyncFnOnce(RealClient) -> T,
+) -> T {
     let connection: PravegaConnection = serde_json::from_value(serde_json::json!({
         "controller_uri": uri, "scope": scope, "stream": stream,
         "request_timeout": "5s", "max_retries": 3,
@@ -179,12 +183,35 @@ pub fn segments(uri: &str, scope: &str, stream: &str) -> usize {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = RealClient::connect(&connection, Duration::from_secs(30)).unwrap();
+        work(client).await
+    })
+}
+
+/// The segments `scope/stream` has now, asked of the controller.
+pub fn segments(uri: &str, scope: &str, stream: &str) -> usize {
+    with_client((uri, scope, stream), async |client| {
         assert!(
             client.stream_exists().await.unwrap(),
             "{scope}/{stream} exists"
         );
         client.resolve(&StartAt::Head).await.unwrap().len()
     })
+}
+
+/// Commits one transaction of `events` to `scope/stream` with the client
+/// the sink uses, as the sink would, but from outside any sink: a commit
+/// whose sink never learned of it.
+pub fn commit_by_hand(uri: &str, scope: &str, stream: &str, events: Vec<NewEvent>) {
+    with_client((uri, scope, stream), async |client| {
+        client
+            .ensure_stream(ScalingPolicy::Fixed { segments: 2 })
+            .await
+            .unwrap();
+        let mut writer = client.transactional_writer(42).await.unwrap();
+        let mut transaction = writer.begin().await.unwrap();
+        transaction.write_all(events).await.unwrap();
+        transaction.commit(0).await.unwrap();
+    });
 }
 
 /// `iggy-harness run` in the background (stdout and stderr into files, a

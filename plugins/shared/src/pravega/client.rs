@@ -78,6 +78,14 @@ pub enum ScalingPolicy {
     },
 }
 
+/// One event to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// `None`: a random routing key (any segment, no order with other events).
+    pub routing_key: Option<String>,
+    pub payload: Vec<u8>,
+}
+
 /// One event read from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadEvent {
@@ -115,12 +123,14 @@ pub trait PravegaClient: Send + Sync {
 
 #[async_trait]
 pub trait EventWriter: Send {
-    /// Hands one event to the client (`None`: a random routing key).
-    async fn write(
+    /// Hands the events to the client in their order (which is kept per
+    /// routing key); their acknowledgements, in the same order. A batch per
+    /// call: handing events over one call at a time costs more than the
+    /// writing itself.
+    async fn write_all(
         &mut self,
-        routing_key: Option<String>,
-        event: Vec<u8>,
-    ) -> Result<Acknowledgement, ClientError>;
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Acknowledgement>, ClientError>;
 }
 
 #[async_trait]
@@ -131,11 +141,8 @@ pub trait TransactionalWriter: Send {
 #[async_trait]
 pub trait Transaction: Send {
     fn id(&self) -> String;
-    async fn write(
-        &mut self,
-        routing_key: Option<String>,
-        event: Vec<u8>,
-    ) -> Result<(), ClientError>;
+    /// Adds the events to the transaction in their order.
+    async fn write_all(&mut self, events: Vec<NewEvent>) -> Result<(), ClientError>;
     /// Waits for every written event, then commits.
     async fn commit(&mut self, timestamp_ms: u64) -> Result<(), ClientError>;
     async fn abort(&mut self) -> Result<(), ClientError>;

@@ -8,9 +8,10 @@
 //! failures.
 
 use crate::pravega::client::{
-    Acknowledgement, ClientError, EventReader, EventWriter, PravegaClient, ReadEvent,
+    Acknowledgement, ClientError, EventReader, EventWriter, NewEvent, PravegaClient, ReadEvent,
     ScalingPolicy, StartAt, StreamCut, Successors, Transaction, TransactionalWriter,
 };
+use crate::pravega::position::{PositionMarker, is_marker};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,6 +31,8 @@ pub struct Faults {
     pub failed_writes: usize,
     pub failed_acks: usize,
     pub failed_commits: usize,
+    /// Commits that take effect but answer with a failure (a lost reply).
+    pub lost_commit_replies: usize,
     pub failed_reads: usize,
     /// Reads that fail as if the client had panicked.
     pub panicked_reads: usize,
@@ -156,13 +159,25 @@ impl FakePravega {
         self.lock().segments.clone()
     }
 
-    /// Every stored payload, segment by segment.
+    /// Every stored payload but the sink's position markers, segment by segment.
     pub fn payloads(&self) -> Vec<Vec<u8>> {
         self.lock()
             .segments
             .values()
             .flatten()
+            .filter(|e| !is_marker(&e.payload))
             .map(|e| e.payload.clone())
+            .collect()
+    }
+
+    /// The sink's position markers, segment by segment.
+    pub fn markers(&self) -> Vec<PositionMarker> {
+        self.lock()
+            .segments
+            .values()
+            .flatten()
+            .filter_map(|e| PositionMarker::decode(&e.payload))
+            .map(|marker| marker.expect("a marker of this version"))
             .collect()
     }
 
@@ -323,13 +338,8 @@ impl PravegaClient for FakePravega {
     }
 }
 
-#[async_trait]
-impl EventWriter for FakePravega {
-    async fn write(
-        &mut self,
-        routing_key: Option<String>,
-        event: Vec<u8>,
-    ) -> Result<Acknowledgement, ClientError> {
+impl FakePravega {
+    fn write_one(&self, event: NewEvent) -> Result<Acknowledgement, ClientError> {
         let (delay, outcome) = {
             let mut state = self.lock();
             state.check_available()?;
@@ -339,7 +349,7 @@ impl EventWriter for FakePravega {
             let outcome = if State::strike(&mut state.faults.failed_acks) {
                 Err(ClientError::Failed("append failed (injected)".into()))
             } else {
-                state.append(routing_key, event)
+                state.append(event.routing_key, event.payload)
             };
             (state.ack_delay, outcome)
         };
@@ -353,6 +363,16 @@ impl EventWriter for FakePravega {
             }
             outcome
         }))
+    }
+}
+
+#[async_trait]
+impl EventWriter for FakePravega {
+    async fn write_all(
+        &mut self,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Acknowledgement>, ClientError> {
+        events.into_iter().map(|e| self.write_one(e)).collect()
     }
 }
 
@@ -373,7 +393,7 @@ impl TransactionalWriter for FakePravega {
 struct FakeTransaction {
     fake: FakePravega,
     id: String,
-    events: Vec<(Option<String>, Vec<u8>)>,
+    events: Vec<NewEvent>,
 }
 
 #[async_trait]
@@ -382,11 +402,7 @@ impl Transaction for FakeTransaction {
         self.id.clone()
     }
 
-    async fn write(
-        &mut self,
-        routing_key: Option<String>,
-        event: Vec<u8>,
-    ) -> Result<(), ClientError> {
+    async fn write_all(&mut self, events: Vec<NewEvent>) -> Result<(), ClientError> {
         let mut state = self.fake.lock();
         state.check_available()?;
         if State::strike(&mut state.faults.failed_writes) {
@@ -395,7 +411,7 @@ impl Transaction for FakeTransaction {
             ));
         }
         drop(state);
-        self.events.push((routing_key, event));
+        self.events.extend(events);
         Ok(())
     }
 
@@ -405,10 +421,15 @@ impl Transaction for FakeTransaction {
         if State::strike(&mut state.faults.failed_commits) {
             return Err(ClientError::Failed("commit refused (injected)".into()));
         }
-        for (routing_key, event) in self.events.drain(..) {
-            state.append(routing_key, event)?;
+        for event in self.events.drain(..) {
+            state.append(event.routing_key, event.payload)?;
         }
         state.commits.push(self.id.clone());
+        if State::strike(&mut state.faults.lost_commit_replies) {
+            return Err(ClientError::TimedOut(
+                "commit (reply lost, injected)".into(),
+            ));
+        }
         Ok(())
     }
 

@@ -1,11 +1,13 @@
 //! What both Pravega plugins share: connection settings, the thin client
 //! interface the connector logic is written against, its implementation on
-//! pravega-client and (feature `pravega-fake`, tests only) an in-process fake.
+//! pravega-client, the sink's position marker and (feature `pravega-fake`,
+//! tests only) an in-process fake.
 
 pub mod client;
 mod connection;
 #[cfg(feature = "pravega-fake")]
 pub mod fake;
+pub mod position;
 mod real;
 
 pub use connection::{

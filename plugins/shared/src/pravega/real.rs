@@ -4,7 +4,7 @@
 //! becomes a `ClientError`, and the object it happened in is given up.
 
 use crate::pravega::client::{
-    Acknowledgement, ClientError, EventReader, EventWriter, PravegaClient, ReadEvent,
+    Acknowledgement, ClientError, EventReader, EventWriter, NewEvent, PravegaClient, ReadEvent,
     ScalingPolicy, StartAt, StreamCut, Successors, Transaction, TransactionalWriter,
 };
 use crate::pravega::connection::{PravegaConnection, TlsSettings};
@@ -414,33 +414,44 @@ struct RealEventWriter {
 
 #[async_trait]
 impl EventWriter for RealEventWriter {
-    async fn write(
+    async fn write_all(
         &mut self,
-        routing_key: Option<String>,
-        event: Vec<u8>,
-    ) -> Result<Acknowledgement, ClientError> {
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Acknowledgement>, ClientError> {
         let writer = self.writer.clone();
-        let receiver = contained("writing an event", self.limit, async move {
+        // One task for the whole batch, writing in order: the client's
+        // writer only queues each event for its own sender.
+        let receivers = contained("writing events", self.limit, async move {
             let mut writer = writer.lock().await;
-            match routing_key {
-                Some(key) => writer.write_event_by_routing_key(key, event).await,
-                None => writer.write_event(event).await,
+            let mut receivers = Vec::with_capacity(events.len());
+            for event in events {
+                receivers.push(match event.routing_key {
+                    Some(key) => writer.write_event_by_routing_key(key, event.payload).await,
+                    None => writer.write_event(event.payload).await,
+                });
             }
+            receivers
         })
         .await?;
         let limit = self.limit;
-        Ok(Box::pin(async move {
-            match tokio::time::timeout(limit, receiver).await {
-                Ok(Ok(Ok(()))) => Ok(()),
-                Ok(Ok(Err(e))) => Err(failed("event not acknowledged", e)),
-                Ok(Err(_)) => Err(ClientError::Failed(
-                    "event not acknowledged: the writer stopped (it may have panicked)".into(),
-                )),
-                Err(_) => Err(ClientError::TimedOut(
-                    "waiting for an acknowledgement".into(),
-                )),
-            }
-        }))
+        Ok(receivers
+            .into_iter()
+            .map(|receiver| -> Acknowledgement {
+                Box::pin(async move {
+                    match tokio::time::timeout(limit, receiver).await {
+                        Ok(Ok(Ok(()))) => Ok(()),
+                        Ok(Ok(Err(e))) => Err(failed("event not acknowledged", e)),
+                        Ok(Err(_)) => Err(ClientError::Failed(
+                            "event not acknowledged: the writer stopped (it may have panicked)"
+                                .into(),
+                        )),
+                        Err(_) => Err(ClientError::TimedOut(
+                            "waiting for an acknowledgement".into(),
+                        )),
+                    }
+                })
+            })
+            .collect())
     }
 }
 
@@ -493,13 +504,15 @@ impl Transaction for RealTransaction {
         self.id.clone()
     }
 
-    async fn write(
-        &mut self,
-        routing_key: Option<String>,
-        event: Vec<u8>,
-    ) -> Result<(), ClientError> {
+    async fn write_all(&mut self, events: Vec<NewEvent>) -> Result<(), ClientError> {
         self.run("write to transaction", move |t| async move {
-            t.lock().await.write_event(routing_key, event).await
+            let mut transaction = t.lock().await;
+            for event in events {
+                transaction
+                    .write_event(event.routing_key, event.payload)
+                    .await?;
+            }
+            Ok(())
         })
         .await
     }

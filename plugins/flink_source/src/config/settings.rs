@@ -1,205 +1,36 @@
-//! What an operator writes under `[plugin_config]`, with its defaults, and
-//! the checks serde cannot make. `Settings::from_config` turns it into the
-//! checked form the rest of the plugin uses; its errors name the field.
+//! The checked form of the settings the rest of the plugin uses, built by
+//! `Settings::from_config` from what serde read (`raw.rs`) after the
+//! proposal's keys were folded in; its errors name the field.
 
-use iggy_connector_shared::duration::serde_duration;
+use super::proposal;
+pub use super::raw::HeaderColumns;
+use super::raw::{AuthTable, FlinkSourceConfig, MonitorConfig, RecordsConfig, defaults};
+use iggy_connector_shared::metrics::MetricsSettings;
 use iggy_connector_shared::{RetryPolicy, Secret};
 use regex::Regex;
 use reqwest::Url;
-use serde::Deserialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlinkSourceConfig {
-    /// Flink's REST API (the JobManager, port 8081).
-    #[serde(default)]
-    pub flink_cluster_url: Option<String>,
-    /// The SQL Gateway's REST endpoint (port 8083); records mode only.
-    #[serde(default)]
-    pub sql_gateway_url: Option<String>,
-    #[serde(default = "defaults::batch_size")]
-    pub batch_size: usize,
-    /// Default 200 in records mode, 1000 in monitor mode (each scan costs
-    /// the JobManager a few requests per job).
-    #[serde(default)]
-    pub poll_interval_ms: Option<u64>,
-    /// Records mode: ceiling of the backoff while the query has nothing new.
-    #[serde(default = "defaults::max_poll_interval_ms")]
-    pub max_poll_interval_ms: u64,
-    #[serde(default = "defaults::request_timeout", with = "serde_duration")]
-    pub request_timeout: Duration,
-    #[serde(default = "defaults::connect_timeout", with = "serde_duration")]
-    pub connect_timeout: Duration,
-    #[serde(default = "defaults::metrics_log_interval", with = "serde_duration")]
-    pub metrics_log_interval: Duration,
-    #[serde(default)]
-    pub retry: RetryPolicy,
-    #[serde(default)]
-    pub auth: Option<AuthConfig>,
-    #[serde(default)]
-    pub tls: TlsConfig,
-    #[serde(default)]
-    pub records: Option<RecordsConfig>,
-    #[serde(default)]
-    pub monitor: Option<MonitorConfig>,
-}
-
 /// Sent on every request, for proxies in front of Flink (Flink itself has no auth).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "auth_type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub enum AuthConfig {
     Bearer { token: Secret },
     Basic { username: String, password: Secret },
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM CA certificates to trust instead of the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain and key, for mutual TLS.
-    pub client_cert_file: Option<PathBuf>,
-    pub client_key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordsConfig {
-    /// The streaming query; or leave it out and describe the source below.
-    pub sql: Option<String>,
-    /// Run before `sql` (CREATE TABLE, SET, USE ...).
-    #[serde(default)]
-    pub setup_statements: Vec<String>,
-    /// Skip rows that cannot become messages (and, for json/csv tables,
-    /// records the format cannot decode) instead of failing.
-    #[serde(default)]
-    pub skip_errors: bool,
-    pub source_type: Option<String>,
-    pub source_identifier: Option<String>,
-    /// For a custom connector: the table option that takes `source_identifier`.
-    pub identifier_option: Option<String>,
-    #[serde(default = "defaults::table_name")]
-    pub table_name: String,
-    /// Column definitions of the built table, e.g. `"order_id BIGINT"`.
-    #[serde(default)]
-    pub columns: Vec<String>,
-    pub initial_offset: Option<InitialOffset>,
-    /// Table options (`WITH (...)`) of the built table; they win over the ones derived above.
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-    #[serde(default)]
-    pub header_columns: HeaderColumns,
-    #[serde(default)]
-    pub session_properties: BTreeMap<String, String>,
-    #[serde(default = "defaults::job_name")]
-    pub job_name: String,
-    /// Rows of a streaming query become readable only when a checkpoint completes.
-    #[serde(default = "defaults::checkpoint_interval", with = "serde_duration")]
-    pub checkpoint_interval: Duration,
-    #[serde(default = "defaults::enabled")]
-    pub savepoint_on_close: bool,
-    pub savepoint_dir: Option<String>,
-    #[serde(default = "defaults::savepoint_timeout", with = "serde_duration")]
-    pub savepoint_timeout: Duration,
-    /// How long Flink may take to plan and submit the query's job.
-    #[serde(default = "defaults::statement_timeout", with = "serde_duration")]
-    pub statement_timeout: Duration,
-    /// Savepoint or retained checkpoint path the first query starts from.
-    pub restore_from_checkpoint: Option<String>,
-    #[serde(default = "defaults::heartbeat_interval", with = "serde_duration")]
-    pub heartbeat_interval: Duration,
-}
-
-/// Columns whose values become the `source`, `partition` and `offset` headers
-/// (and leave the payload).
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderColumns {
-    pub source: Option<String>,
-    pub partition: Option<String>,
-    pub offset: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// Where a new query starts reading its source.
+#[derive(Debug, Clone, PartialEq)]
 pub enum InitialOffset {
     Earliest,
     Latest,
     /// The consumer group's committed offsets (Kafka only).
     Committed,
     TimestampMs(i64),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitorConfig {
-    #[serde(default)]
-    pub job_ids: Vec<String>,
-    pub job_name_pattern: Option<String>,
-    /// Matched against the names of a job's source vertices.
-    pub source_name_pattern: Option<String>,
-    /// One metrics sample per job per interval; `0` turns samples off.
-    #[serde(default = "defaults::metrics_interval", with = "serde_duration")]
-    pub metrics_interval: Duration,
-    #[serde(default = "defaults::max_exceptions")]
-    pub max_exceptions: u32,
-    #[serde(default = "defaults::max_jobs")]
-    pub max_jobs: usize,
-}
-
-mod defaults {
-    use std::time::Duration;
-
-    pub fn batch_size() -> usize {
-        1000
-    }
-    pub const RECORDS_POLL_INTERVAL_MS: u64 = 200;
-    pub const MONITOR_POLL_INTERVAL_MS: u64 = 1000;
-    pub fn max_poll_interval_ms() -> u64 {
-        1000
-    }
-    pub fn request_timeout() -> Duration {
-        Duration::from_secs(10)
-    }
-    pub fn connect_timeout() -> Duration {
-        Duration::from_secs(5)
-    }
-    pub fn metrics_log_interval() -> Duration {
-        Duration::from_secs(60)
-    }
-    pub fn table_name() -> String {
-        "iggy_flink_source".into()
-    }
-    pub fn job_name() -> String {
-        "iggy-flink-source".into()
-    }
-    pub fn checkpoint_interval() -> Duration {
-        Duration::from_secs(1)
-    }
-    pub fn enabled() -> bool {
-        true
-    }
-    pub fn savepoint_timeout() -> Duration {
-        Duration::from_secs(60)
-    }
-    pub fn statement_timeout() -> Duration {
-        Duration::from_secs(60)
-    }
-    pub fn heartbeat_interval() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn metrics_interval() -> Duration {
-        Duration::from_secs(10)
-    }
-    pub fn max_exceptions() -> u32 {
-        10
-    }
-    pub fn max_jobs() -> usize {
-        100
-    }
+    /// Kafka: an offset per partition.
+    Offsets(BTreeMap<u32, u64>),
 }
 
 /// The connector systems the plugin knows the table options of.
@@ -214,6 +45,30 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// `"kafka"` or `{ custom = "kafka" }` alike: a connector is known by its name.
+    fn from_config(value: &Value) -> Result<Self, String> {
+        const FORMS: &str = "a Flink table connector's name (\"kafka\", \"kinesis\", \"filesystem\", \"datagen\", ...) or { custom = \"<connector>\" }";
+        let name = match value {
+            Value::String(name) => name.as_str(),
+            Value::Object(table) if table.len() == 1 => table
+                .get("custom")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("records.source_type = {value} must be {FORMS}"))?,
+            other => return Err(format!("records.source_type = {other} must be {FORMS}")),
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "" => Err("records.source_type must not be empty".into()),
+            "custom" => Err(
+                "records.source_type = \"custom\" needs the connector's name: source_type = { custom = \"<connector>\" }"
+                    .into(),
+            ),
+            "rabbitmq" | "rabbit_mq" | "rabbit_m_q" | "socket" => Err(format!(
+                "records.source_type = {name:?}: Flink ships no SQL table connector for it (only DataStream sources); create a table over an installed connector with records.setup_statements and read it with records.sql, or name that connector with {{ custom = \"<connector>\" }}"
+            )),
+            _ => Ok(Self::parse(name)),
+        }
+    }
+
     fn parse(name: &str) -> Self {
         match name.trim().to_ascii_lowercase().as_str() {
             "kafka" => Self::Kafka,
@@ -240,6 +95,8 @@ impl SourceKind {
 pub struct TableSpec {
     pub kind: SourceKind,
     pub identifier: Option<String>,
+    /// Kafka: a regex over topic names (`topic-pattern`), instead of the identifier.
+    pub pattern: Option<String>,
     pub identifier_option: Option<String>,
     pub table_name: String,
     pub columns: Vec<String>,
@@ -260,6 +117,8 @@ pub struct RecordsSettings {
     pub skip_errors: bool,
     pub query: QuerySpec,
     pub header_columns: HeaderColumns,
+    /// The column whose time becomes each message's `origin_timestamp`.
+    pub timestamp_column: Option<String>,
     pub session_properties: BTreeMap<String, String>,
     pub job_name: String,
     pub checkpoint_interval: Duration,
@@ -306,11 +165,13 @@ pub struct Settings {
     pub poll_interval: Duration,
     pub max_poll_interval: Duration,
     pub metrics_log_interval: Duration,
+    pub metrics: Option<MetricsSettings>,
     pub mode: Mode,
 }
 
 impl Settings {
-    pub fn from_config(config: FlinkSourceConfig) -> Result<Self, String> {
+    pub fn from_config(mut config: FlinkSourceConfig) -> Result<Self, String> {
+        proposal::fold(&mut config)?;
         let rest_url = config
             .flink_cluster_url
             .as_deref()
@@ -332,20 +193,14 @@ impl Settings {
             ));
         }
         let max_poll_interval_ms = config.max_poll_interval_ms.max(poll_interval_ms);
-        positive("request_timeout", config.request_timeout)?;
-        positive("connect_timeout", config.connect_timeout)?;
+        let request_timeout = config.request_timeout.unwrap_or(defaults::REQUEST_TIMEOUT);
+        let connect_timeout = config.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT);
+        positive("request_timeout", request_timeout)?;
+        positive("connect_timeout", connect_timeout)?;
         positive("metrics_log_interval", config.metrics_log_interval)?;
-        config.retry.validate()?;
-        if let Some(AuthConfig::Basic { username, .. }) = &config.auth
-            && (username.is_empty() || username.contains(':'))
-        {
-            return Err("auth.username must be non-empty and must not contain ':'".into());
-        }
-        if let Some(AuthConfig::Bearer { token }) = &config.auth
-            && token.is_empty()
-        {
-            return Err("auth.token must not be empty".into());
-        }
+        let retry = config.retry.unwrap_or_default();
+        retry.validate()?;
+        let auth = config.auth.map(auth_config).transpose()?.flatten();
         let client_identity = match (config.tls.client_cert_file, config.tls.client_key_file) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
@@ -390,17 +245,18 @@ impl Settings {
         Ok(Self {
             rest_url,
             http: HttpSettings {
-                request_timeout: config.request_timeout,
-                connect_timeout: config.connect_timeout,
-                auth: config.auth,
+                request_timeout,
+                connect_timeout,
+                auth,
                 ca_file: config.tls.ca_file,
                 client_identity,
-                retry: config.retry,
+                retry,
             },
             batch_size: config.batch_size,
             poll_interval: Duration::from_millis(poll_interval_ms),
             max_poll_interval: Duration::from_millis(max_poll_interval_ms),
             metrics_log_interval: config.metrics_log_interval,
+            metrics: config.metrics,
             mode,
         })
     }
@@ -437,6 +293,66 @@ impl Settings {
     }
 }
 
+/// `None` for `auth_type = "none"`.
+fn auth_config(table: AuthTable) -> Result<Option<AuthConfig>, String> {
+    if table.sasl_mechanism.is_some() {
+        return Err(
+            "auth.sasl_mechanism: SASL is Kafka's, not Flink's; set it in the Kafka table's records.properties (\"properties.sasl.mechanism\", \"properties.sasl.jaas.config\")"
+                .into(),
+        );
+    }
+    let unused = |fields: &[(&str, bool)]| match fields.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(format!(
+            "auth.{field} does not apply to auth_type = {:?}",
+            table.auth_type
+        )),
+        None => Ok(()),
+    };
+    match table.auth_type.as_str() {
+        "none" => {
+            unused(&[
+                ("token", table.token.is_some()),
+                ("username", table.username.is_some()),
+                ("password", table.password.is_some()),
+            ])?;
+            Ok(None)
+        }
+        "bearer" => {
+            unused(&[
+                ("username", table.username.is_some()),
+                ("password", table.password.is_some()),
+            ])?;
+            let token = table.token.ok_or("auth.token is required by auth_type = \"bearer\"")?;
+            if token.is_empty() {
+                return Err("auth.token must not be empty".into());
+            }
+            Ok(Some(AuthConfig::Bearer { token }))
+        }
+        "basic" => {
+            unused(&[("token", table.token.is_some())])?;
+            let username = table.username.unwrap_or_default();
+            if username.is_empty() || username.contains(':') {
+                return Err("auth.username must be non-empty and must not contain ':'".into());
+            }
+            let password = table
+                .password
+                .ok_or("auth.password is required by auth_type = \"basic\"")?;
+            Ok(Some(AuthConfig::Basic { username, password }))
+        }
+        "sasl_plain" | "sasl_scram" => Err(format!(
+            "auth.auth_type = {:?}: SASL is Kafka's, not Flink's; set it in the Kafka table's records.properties (\"properties.security.protocol\", \"properties.sasl.mechanism\", \"properties.sasl.jaas.config\")",
+            table.auth_type
+        )),
+        "certificate" => Err(
+            "auth.auth_type = \"certificate\": a client certificate is TLS's; set tls.client_cert_file and tls.client_key_file"
+                .into(),
+        ),
+        other => Err(format!(
+            "auth.auth_type = {other:?} is not one of \"bearer\", \"basic\", \"none\""
+        )),
+    }
+}
+
 fn positive(field: &str, value: Duration) -> Result<(), String> {
     if value.is_zero() {
         return Err(format!("{field} must be greater than zero"));
@@ -465,14 +381,15 @@ fn parse_url(field: &str, text: &str) -> Result<Url, String> {
 }
 
 fn records_settings(
-    records: RecordsConfig,
+    mut records: RecordsConfig,
     gateway_url: Option<&str>,
 ) -> Result<RecordsSettings, String> {
     let gateway_url = parse_url(
         "sql_gateway_url",
         gateway_url.ok_or("sql_gateway_url is required by [plugin_config.records]")?,
     )?;
-    let query = match (records.sql, records.source_type) {
+    let skip_errors = records.skip_errors.unwrap_or(false);
+    let query = match (records.sql.take(), records.source_type.take()) {
         (Some(_), Some(_)) => {
             return Err(
                 "records.sql and records.source_type exclude each other: give the query or describe the source"
@@ -485,6 +402,7 @@ fn records_settings(
         (Some(sql), None) => {
             let built_only = [
                 ("source_identifier", records.source_identifier.is_some()),
+                ("source_pattern", records.source_pattern.is_some()),
                 ("identifier_option", records.identifier_option.is_some()),
                 ("columns", !records.columns.is_empty()),
                 ("initial_offset", records.initial_offset.is_some()),
@@ -507,7 +425,7 @@ fn records_settings(
                 return Err("records.setup_statements must not contain empty statements".into());
             }
             QuerySpec::Sql {
-                setup: records.setup_statements,
+                setup: std::mem::take(&mut records.setup_statements),
                 select,
             }
         }
@@ -515,22 +433,18 @@ fn records_settings(
             if !records.setup_statements.is_empty() {
                 return Err("records.setup_statements only applies with records.sql".into());
             }
-            QuerySpec::Table(table_spec(
-                SourceKind::parse(&source_type),
-                records.source_identifier,
-                records.identifier_option,
-                records.table_name,
-                records.columns,
-                records.initial_offset,
-                records.properties,
-                records.skip_errors,
-            )?)
+            let kind = SourceKind::from_config(&source_type)?;
+            QuerySpec::Table(table_spec(kind, &mut records, skip_errors)?)
         }
     };
     if records.job_name.trim().is_empty() {
         return Err("records.job_name must not be empty".into());
     }
-    positive("records.checkpoint_interval", records.checkpoint_interval)?;
+    let checkpoint_interval = records
+        .checkpoint_interval
+        .unwrap_or(defaults::CHECKPOINT_INTERVAL);
+    positive("records.checkpoint_interval", checkpoint_interval)?;
+    let timestamp_column = timestamp_column(records.timestamp_column.take(), &query)?;
     positive("records.savepoint_timeout", records.savepoint_timeout)?;
     positive("records.statement_timeout", records.statement_timeout)?;
     positive("records.heartbeat_interval", records.heartbeat_interval)?;
@@ -544,12 +458,13 @@ fn records_settings(
     }
     Ok(RecordsSettings {
         gateway_url,
-        skip_errors: records.skip_errors,
+        skip_errors,
         query,
         header_columns: records.header_columns,
+        timestamp_column,
         session_properties: records.session_properties,
         job_name: records.job_name,
-        checkpoint_interval: records.checkpoint_interval,
+        checkpoint_interval,
         savepoint_on_close: records.savepoint_on_close,
         savepoint_dir: records.savepoint_dir,
         savepoint_timeout: records.savepoint_timeout,
@@ -563,20 +478,113 @@ fn looks_like_path(path: &str) -> bool {
     path.starts_with('/') || path.contains(":/")
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A built table's time column must be one of `records.columns`; a
+/// query's is checked against the columns of its first page.
+fn timestamp_column(column: Option<String>, query: &QuerySpec) -> Result<Option<String>, String> {
+    let Some(column) = column else {
+        return Ok(None);
+    };
+    let column = column.trim().to_string();
+    if column.is_empty() {
+        return Err("records.timestamp_column must not be empty".into());
+    }
+    if let QuerySpec::Table(table) = query {
+        let names: Vec<String> = table
+            .columns
+            .iter()
+            .filter_map(|definition| definition.split_whitespace().next())
+            .map(|name| name.trim_matches('`').to_string())
+            .collect();
+        if !names.contains(&column) {
+            return Err(format!(
+                "records.timestamp_column = {column:?} is not one of records.columns ({names:?})"
+            ));
+        }
+    }
+    Ok(Some(column))
+}
+
+/// `"earliest"`, `"latest"`, `"committed"` (the proposal's `"group_offsets"`),
+/// `{ timestamp_ms = N }` (its `{ timestamp = N }`), or per-partition offsets.
+fn initial_offset(value: &Value) -> Result<InitialOffset, String> {
+    const FORMS: &str = "\"earliest\", \"latest\", \"committed\", { timestamp_ms = <epoch ms> } or { offsets = { \"<partition>\" = <offset>, ... } }";
+    let single_offset = |offset: &Value| {
+        format!(
+            "records.initial_offset: a single offset ({offset}) names no partition; give each Kafka partition's offset, e.g. initial_offset = {{ offsets = {{ \"0\" = {offset} }} }}"
+        )
+    };
+    match value {
+        Value::String(name) => match name.as_str() {
+            "earliest" => Ok(InitialOffset::Earliest),
+            "latest" => Ok(InitialOffset::Latest),
+            "committed" | "group_offsets" => Ok(InitialOffset::Committed),
+            _ => Err(format!(
+                "records.initial_offset = {value} must be one of {FORMS}"
+            )),
+        },
+        Value::Number(_) => Err(single_offset(value)),
+        Value::Object(table) if table.len() == 1 => {
+            let (key, inner) = table.iter().next().expect("one entry");
+            match key.as_str() {
+                "timestamp_ms" | "timestamp" => inner
+                    .as_i64()
+                    .filter(|ms| *ms >= 0)
+                    .map(InitialOffset::TimestampMs)
+                    .ok_or_else(|| {
+                        format!(
+                            "records.initial_offset.{key} must be epoch milliseconds (got {inner})"
+                        )
+                    }),
+                "offset" => Err(single_offset(inner)),
+                "offsets" => partition_offsets(inner).map(InitialOffset::Offsets),
+                _ => Err(format!(
+                    "records.initial_offset = {value} must be one of {FORMS}"
+                )),
+            }
+        }
+        _ => Err(format!(
+            "records.initial_offset = {value} must be one of {FORMS}"
+        )),
+    }
+}
+
+fn partition_offsets(value: &Value) -> Result<BTreeMap<u32, u64>, String> {
+    let bad = || {
+        format!(
+            "records.initial_offset.offsets = {value} must map partition numbers to offsets, e.g. {{ \"0\" = 42, \"1\" = 7 }}"
+        )
+    };
+    let table = value
+        .as_object()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(bad)?;
+    table
+        .iter()
+        .map(|(partition, offset)| {
+            let partition = partition.trim().parse::<u32>().map_err(|_| bad())?;
+            let offset = offset.as_u64().ok_or_else(bad)?;
+            Ok((partition, offset))
+        })
+        .collect()
+}
+
+/// Takes the built table's fields out of `records`.
 fn table_spec(
     kind: SourceKind,
-    identifier: Option<String>,
-    identifier_option: Option<String>,
-    table_name: String,
-    columns: Vec<String>,
-    initial_offset: Option<InitialOffset>,
-    properties: BTreeMap<String, String>,
+    records: &mut RecordsConfig,
     skip_errors: bool,
 ) -> Result<TableSpec, String> {
-    if kind.connector().is_empty() {
-        return Err("records.source_type must not be empty".into());
-    }
+    let identifier = records.source_identifier.take();
+    let pattern = records.source_pattern.take();
+    let identifier_option = records.identifier_option.take();
+    let table_name = std::mem::take(&mut records.table_name);
+    let columns = std::mem::take(&mut records.columns);
+    let initial_offset = records
+        .initial_offset
+        .take()
+        .map(|value| initial_offset(&value))
+        .transpose()?;
+    let properties = std::mem::take(&mut records.properties);
     if table_name.trim().is_empty() {
         return Err("records.table_name must not be empty".into());
     }
@@ -586,17 +594,31 @@ fn table_spec(
                 .into(),
         );
     }
+    if pattern.is_some() {
+        if kind != SourceKind::Kafka {
+            return Err(format!(
+                "records.source_pattern only applies to source_type = \"kafka\" (its topic-pattern); for \"{}\" use records.source_identifier",
+                kind.connector()
+            ));
+        }
+        if identifier.is_some() {
+            return Err(
+                "records.source_identifier and records.source_pattern exclude each other (Kafka reads one topic or the topics a pattern matches)"
+                    .into(),
+            );
+        }
+    }
     let needs_identifier = matches!(
         kind,
         SourceKind::Kafka | SourceKind::Kinesis | SourceKind::Filesystem
-    );
+    ) && pattern.is_none();
     match (&kind, &identifier, &identifier_option) {
         (_, None, _) if needs_identifier => {
             return Err(format!(
                 "records.source_identifier is required for source_type = \"{}\" (the {})",
                 kind.connector(),
                 match kind {
-                    SourceKind::Kafka => "topic",
+                    SourceKind::Kafka => "topic; or records.source_pattern",
                     SourceKind::Kinesis => "stream",
                     _ => "path",
                 }
@@ -621,10 +643,13 @@ fn table_spec(
         }
         _ => {}
     }
-    if let Some(offset) = initial_offset {
+    if let Some(offset) = &initial_offset {
         let supported = match kind {
             SourceKind::Kafka => true,
-            SourceKind::Kinesis => offset != InitialOffset::Committed,
+            SourceKind::Kinesis => matches!(
+                offset,
+                InitialOffset::Earliest | InitialOffset::Latest | InitialOffset::TimestampMs(_)
+            ),
             _ => false,
         };
         if !supported {
@@ -632,7 +657,7 @@ fn table_spec(
                 "records.initial_offset = {offset:?} has no equivalent for source_type = \"{}\"{}",
                 kind.connector(),
                 match kind {
-                    SourceKind::Kinesis => " (Kinesis has no committed offsets)",
+                    SourceKind::Kinesis => " (Kinesis has no committed or per-partition offsets)",
                     SourceKind::Kafka => "",
                     _ => "; set the connector's own startup option in records.properties",
                 }
@@ -642,6 +667,7 @@ fn table_spec(
     Ok(TableSpec {
         kind,
         identifier,
+        pattern,
         identifier_option,
         table_name,
         columns,
@@ -850,10 +876,43 @@ mod tests {
 
     #[test]
     fn initial_offset_forms() {
-        let offset: InitialOffset = serde_json::from_str("\"earliest\"").unwrap();
-        assert_eq!(offset, InitialOffset::Earliest);
-        let offset: InitialOffset =
-            serde_json::from_str(r#"{"timestamp_ms": 1700000000000}"#).unwrap();
-        assert_eq!(offset, InitialOffset::TimestampMs(1_700_000_000_000));
+        let offset = |value: serde_json::Value| initial_offset(&value);
+        assert_eq!(
+            offset(serde_json::json!("earliest")),
+            Ok(InitialOffset::Earliest)
+        );
+        assert_eq!(
+            offset(serde_json::json!("group_offsets")),
+            Ok(InitialOffset::Committed)
+        );
+        assert_eq!(
+            offset(serde_json::json!({"timestamp_ms": 1_700_000_000_000_i64})),
+            Ok(InitialOffset::TimestampMs(1_700_000_000_000))
+        );
+        assert_eq!(
+            offset(serde_json::json!({"timestamp": 1_700_000_000_000_i64})),
+            Ok(InitialOffset::TimestampMs(1_700_000_000_000))
+        );
+        assert_eq!(
+            offset(serde_json::json!({"offsets": {"0": 42, "3": 7}})),
+            Ok(InitialOffset::Offsets(BTreeMap::from([(0, 42), (3, 7)])))
+        );
+        for single in [
+            serde_json::json!(12345),
+            serde_json::json!({"offset": 12345}),
+        ] {
+            let error = offset(single).unwrap_err();
+            assert!(error.contains("{ offsets = { \"0\" = 12345 } }"), "{error}");
+        }
+        assert!(
+            offset(serde_json::json!("newest"))
+                .unwrap_err()
+                .contains("records.initial_offset")
+        );
+        assert!(
+            offset(serde_json::json!({"offsets": {"x": 1}}))
+                .unwrap_err()
+                .contains("partition numbers")
+        );
     }
 }

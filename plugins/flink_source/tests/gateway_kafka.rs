@@ -1,0 +1,296 @@
+//! Records mode over a REAL Kafka table: a Kafka 4.1.1 broker (KRaft, one
+//! node), a Flink 1.20.3 session cluster with Flink's Kafka connector in its
+//! lib dir, and its SQL Gateway, all from `scripts/install-test-deps`, driven
+//! through the real harness binary. The rows are written into the topic by
+//! Flink itself (an INSERT through the same gateway), so the JSON the source
+//! reads is what Flink's Kafka sink writes. The servers start once and serve
+//! every scenario as the steps of one test (a start costs a minute and four
+//! JVMs); they are stopped by PID when the test ends, passes or not.
+//!
+//! A file of its own rather than steps of `gateway.rs`: that cluster has no
+//! Kafka connector, and its ten steps already take about ten minutes.
+
+mod common;
+
+use common::{KEY, TOPIC, assert_ran, header, run};
+use harness_test_support::flink::{FlinkCluster, SqlGateway, run_for};
+use harness_test_support::kafka::{KafkaServer, flink_connector_jars};
+use harness_test_support::{Workspace, connector, plugin};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a bounded run may see nothing move: Flink takes up to ~30 s to
+/// start a query's job on a busy 2-core machine, and after EOS the plugin
+/// looks for a stop savepoint for 5 s before it calls the query finished.
+const BOUNDED_IDLE: &str = "40s";
+/// The unbounded run: its query's job starts (up to ~30 s), then the second
+/// INSERT's job runs (up to ~30 s), then its rows are read.
+const LIVE_RUN: &str = "120s";
+/// How long an INSERT's job may take to start and finish.
+const INSERT_LIMIT: Duration = Duration::from_secs(120);
+
+/// Dropped in field order: the gateway, then the cluster, then Kafka.
+struct Servers {
+    gateway: SqlGateway,
+    cluster: FlinkCluster,
+    kafka: KafkaServer,
+}
+
+/// One written row: the `orders` columns.
+#[derive(Debug, Clone, PartialEq)]
+struct Order {
+    id: u64,
+    customer: String,
+    quantity: i64,
+}
+
+fn orders(ids: std::ops::RangeInclusive<u64>) -> Vec<Order> {
+    ids.map(|id| Order {
+        id,
+        customer: format!("customer-{}", id % 7),
+        quantity: id as i64 * 3 - 100,
+    })
+    .collect()
+}
+
+const COLUMNS: &str = "id BIGINT, customer STRING, quantity INT";
+
+impl Servers {
+    /// `CREATE TEMPORARY TABLE orders` over the topic as a JSON Kafka table.
+    fn orders_table(&self, topic: &str) -> String {
+        format!(
+            "CREATE TEMPORARY TABLE orders ({COLUMNS}) WITH ('connector' = 'kafka', \
+             'topic' = '{topic}', 'properties.bootstrap.servers' = '{}', 'format' = 'json')",
+            self.kafka.bootstrap_servers()
+        )
+    }
+
+    /// Writes `rows` into `topic` with one INSERT through the gateway and
+    /// waits until its job has FINISHED (every record acknowledged by Kafka).
+    fn write(&self, topic: &str, rows: &[Order]) {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|o| format!("({}, '{}', {})", o.id, o.customer, o.quantity))
+            .collect();
+        let insert = format!("INSERT INTO orders VALUES {}", values.join(", "));
+        let jobs = self.gateway.execute(&[&self.orders_table(topic), &insert]);
+        let [job] = jobs.as_slice() else {
+            panic!("the INSERT started {jobs:?}");
+        };
+        let finished = self.cluster.wait_until(INSERT_LIMIT, |cluster| {
+            matches!(
+                cluster.job_state(job).as_str(),
+                "FINISHED" | "FAILED" | "CANCELED"
+            )
+        });
+        let state = self.cluster.job_state(job);
+        assert!(
+            finished && state == "FINISHED",
+            "the INSERT into {topic} ended {state}; Flink's logs:\n{}\nKafka's log:\n{}",
+            self.cluster.log_tail(),
+            self.kafka.log_tail()
+        );
+    }
+
+    /// A records-mode source over the topics `table` names (its
+    /// `source_identifier` or `source_pattern`, and `initial_offset`);
+    /// `bounded` stops the query at the offsets it saw at its start.
+    fn source(&self, ws: &Workspace, table: &str, bounded: bool) {
+        let bound = if bounded {
+            "\"scan.bounded.mode\" = \"latest-offset\"\n"
+        } else {
+            ""
+        };
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("\"{c}\"")).collect();
+        let config = format!(
+            "flink_cluster_url = \"{}\"\nsql_gateway_url = \"{}\"\npoll_interval_ms = 50\n\
+             max_poll_interval_ms = 200\n\n\
+             [plugin_config.records]\nsource_type = \"kafka\"\n{table}\n\
+             columns = [{}]\nsavepoint_on_close = false\n\n\
+             [plugin_config.records.properties]\nformat = \"json\"\n\
+             \"properties.bootstrap.servers\" = \"{}\"\n{bound}",
+            self.cluster.rest_url(),
+            self.gateway.url(),
+            columns.join(", "),
+            self.kafka.bootstrap_servers()
+        );
+        ws.source(KEY, &plugin("iggy_connector_flink_source"), TOPIC, &config);
+    }
+
+    /// A bounded run of the source over `table`; the rows it delivered.
+    fn read_bounded(&self, table: &str) -> (Rows, String, Value) {
+        let ws = Workspace::new();
+        self.source(&ws, table, true);
+        let (output, report) = run(&ws, BOUNDED_IDLE, &["--fault", "nack-every=4"]);
+        assert_ran(&output, &report);
+        let log = stderr(&output);
+        assert!(log.contains("the query reached its end"), "{log}");
+        (delivered(&ws.dump(TOPIC)), log, report)
+    }
+}
+
+fn step(name: &str) {
+    eprintln!("== kafka step: {name}");
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// Rows by (topic, Kafka offset).
+type Rows = BTreeMap<(String, u64), Order>;
+
+/// Every delivered row by its `source` (topic) and `offset` headers, each
+/// checked to be an INSERT from partition 0 (the broker makes new topics
+/// with one); panics on a row delivered twice.
+fn delivered(messages: &[Value]) -> Rows {
+    let mut rows = Rows::new();
+    for message in messages {
+        let payload = &message["payload"];
+        let order = Order {
+            id: payload["id"].as_u64().expect("id column"),
+            customer: payload["customer"]
+                .as_str()
+                .expect("customer column")
+                .to_string(),
+            quantity: payload["quantity"].as_i64().expect("quantity column"),
+        };
+        assert_eq!(header(message, "row_kind"), Some("INSERT"), "{message}");
+        assert_eq!(header(message, "partition"), Some("0"), "{message}");
+        let topic = header(message, "source").expect("source header");
+        let offset = header(message, "offset")
+            .and_then(|o| o.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no offset header: {message}"));
+        let key = (topic.to_string(), offset);
+        assert!(
+            rows.insert(key.clone(), order).is_none(),
+            "{key:?} delivered twice"
+        );
+    }
+    rows
+}
+
+/// The rows of `topic` as written: one INSERT after the other, in order,
+/// so row `id` sits at offset `id - 1`.
+fn written(topic: &str, orders: &[Order]) -> Rows {
+    orders
+        .iter()
+        .map(|order| ((topic.to_string(), order.id - 1), order.clone()))
+        .collect()
+}
+
+#[test]
+fn records_mode_reads_a_real_kafka_table() {
+    let work = tempfile::tempdir().expect("temp dir");
+    step(
+        "start a Kafka 4.1.1 broker, a Flink 1.20.3 cluster with the Kafka connector, its SQL Gateway",
+    );
+    let kafka = KafkaServer::start(work.path());
+    let cluster = FlinkCluster::start_with_jars(work.path(), &flink_connector_jars());
+    let gateway = SqlGateway::start(&cluster, work.path());
+    let servers = Servers {
+        gateway,
+        cluster,
+        kafka,
+    };
+
+    a_bounded_query_reads_every_row_once(&servers);
+    rows_written_while_the_query_runs_arrive(&servers);
+    a_topic_pattern_reads_every_matching_topic(&servers);
+    given_offsets_start_the_query_there(&servers);
+    step("done; the gateway, the cluster and Kafka are stopped by PID");
+}
+
+/// A topic filled before the run, read from the earliest offset up to the
+/// latest one at the query's start (every fourth batch Nacked and read
+/// again): every row once, with its values and its topic, partition and
+/// offset; the query reaches its end.
+fn a_bounded_query_reads_every_row_once(servers: &Servers) {
+    step("1: a bounded query over a filled topic, every row once");
+    let rows = orders(1..=300);
+    servers.write(BOUNDED_TOPIC, &rows);
+    let table = format!("source_identifier = \"{BOUNDED_TOPIC}\"\ninitial_offset = \"earliest\"");
+    let (delivered, log, report) = servers.read_bounded(&table);
+    assert_eq!(delivered, written(BOUNDED_TOPIC, &rows), "{log}");
+    assert_eq!(
+        connector(&report, KEY)["messages_out"],
+        rows.len(),
+        "{report}"
+    );
+}
+
+/// An endless query over a topic: the rows written before the run and
+/// those written while it runs all arrive, each once.
+fn rows_written_while_the_query_runs_arrive(servers: &Servers) {
+    step("2: an unbounded query, rows written while it runs");
+    let (before, during) = live_orders();
+    servers.write(LIVE_TOPIC, &before);
+    let ws = Workspace::new();
+    let table = format!("source_identifier = \"{LIVE_TOPIC}\"\ninitial_offset = \"earliest\"");
+    servers.source(&ws, &table, false);
+    let (output, report) = std::thread::scope(|scope| {
+        let run = scope.spawn(|| run_for(&ws, LIVE_RUN));
+        // Write once the query's job runs, so these rows come after its start.
+        let running = servers
+            .cluster
+            .wait_until(Duration::from_secs(60), |cluster| {
+                !cluster.running_jobs().is_empty()
+            });
+        assert!(
+            running,
+            "the query's job did not start; logs:\n{}",
+            servers.cluster.log_tail()
+        );
+        servers.write(LIVE_TOPIC, &during);
+        run.join().expect("the harness run")
+    });
+    assert_ran(&output, &report);
+    let all: Vec<Order> = before.into_iter().chain(during).collect();
+    assert_eq!(
+        delivered(&ws.dump(TOPIC)),
+        written(LIVE_TOPIC, &all),
+        "{}",
+        stderr(&output)
+    );
+    for job in servers.cluster.running_jobs() {
+        servers.cluster.cancel(&job);
+    }
+}
+
+/// `source_pattern` (Kafka's `topic-pattern`) over both topics: every row
+/// of each once, its own topic as `source`.
+fn a_topic_pattern_reads_every_matching_topic(servers: &Servers) {
+    step("3: source_pattern over both topics");
+    let table = "source_pattern = \"orders-(bounded|live)\"\ninitial_offset = \"earliest\"";
+    let (delivered, log, _) = servers.read_bounded(table);
+    let (before, during) = live_orders();
+    let live: Vec<Order> = before.into_iter().chain(during).collect();
+    let mut expected = written(BOUNDED_TOPIC, &orders(1..=300));
+    expected.extend(written(LIVE_TOPIC, &live));
+    assert_eq!(delivered, expected, "{log}");
+}
+
+/// `initial_offset = { offsets = ... }` (Kafka's `specific-offsets`): the
+/// query starts at that offset of partition 0, the rows before it are not
+/// read.
+fn given_offsets_start_the_query_there(servers: &Servers) {
+    step("4: initial_offset at offset 200 of partition 0");
+    let table = format!(
+        "source_identifier = \"{BOUNDED_TOPIC}\"\ninitial_offset = {{ offsets = {{ \"0\" = 200 }} }}"
+    );
+    let (delivered, log, _) = servers.read_bounded(&table);
+    assert_eq!(
+        delivered,
+        written(BOUNDED_TOPIC, &orders(201..=300)),
+        "{log}"
+    );
+}
+
+const BOUNDED_TOPIC: &str = "orders-bounded";
+const LIVE_TOPIC: &str = "orders-live";
+
+/// What step 2 writes into `LIVE_TOPIC`: before its run, and while it runs.
+fn live_orders() -> (Vec<Order>, Vec<Order>) {
+    (orders(1..=100), orders(101..=250))
+}
