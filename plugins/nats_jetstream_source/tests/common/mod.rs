@@ -30,11 +30,20 @@ impl Nats {
             .expect("tokio runtime");
         let url = server.url();
         // The JetStream context spawns a task, so it is made inside the runtime.
+        // Once refused right after the port answered (CI, nats-server 2.9):
+        // a few tries over 5 s, then the server's log.
         let js = runtime.block_on(async {
-            jetstream::new(
-                async_nats::connect(url)
-                    .await
-                    .expect("test client connects"),
+            let mut last_error = None;
+            for _ in 0..10 {
+                match async_nats::connect(&url).await {
+                    Ok(client) => return jetstream::new(client),
+                    Err(error) => last_error = Some(error),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            panic!(
+                "the test client cannot connect to {url}: {last_error:?}; server log:\n{}",
+                server.log_tail()
             )
         });
         Self {
