@@ -225,7 +225,7 @@ struct OptionalMap;
 impl<'de> Visitor<'de> for OptionalMap {
     type Value = Range<usize>;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an optional header map")
     }
 
@@ -244,7 +244,7 @@ struct OrderedMap;
 impl<'de> Visitor<'de> for OrderedMap {
     type Value = Range<usize>;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a header map")
     }
 

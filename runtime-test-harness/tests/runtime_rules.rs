@@ -2,7 +2,7 @@
 //! v1 sources) does. One test per rule of the README's table "What the
 //! harness mirrors"; each drives the test plugins through the real binary.
 
-use harness_test_support::*;
+use iggy_harness_test_support::*;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn state_of(ws: &Workspace, key: &str) -> Option<Vec<u8>> {

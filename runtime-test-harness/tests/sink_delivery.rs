@@ -6,7 +6,7 @@
 /// Commit after a successful `consume` and retry a failed batch.
 const AFTER_CONSUME: [&str; 2] = ["--commit", "after-consume"];
 
-use harness_test_support::*;
+use iggy_harness_test_support::*;
 
 fn record_config(ws: &Workspace, name: &str, extra: &str) -> (std::path::PathBuf, String) {
     let record = ws.path(name);

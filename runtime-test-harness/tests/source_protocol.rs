@@ -1,7 +1,7 @@
 //! Sources driven through the real ABI: the v2 Ack/Nack protocol, state
 //! files, restarts, the v1 fallback and panic containment.
 
-use harness_test_support::*;
+use iggy_harness_test_support::*;
 
 fn state_of(ws: &Workspace, key: &str) -> Vec<u8> {
     std::fs::read(ws.path("state").join(format!("source_{key}.state"))).expect("state file")

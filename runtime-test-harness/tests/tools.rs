@@ -1,6 +1,6 @@
 //! The inspection and checking commands, and moving data in and out of topics.
 
-use harness_test_support::*;
+use iggy_harness_test_support::*;
 
 #[test]
 fn inspect_reports_kind_generations_and_version() {

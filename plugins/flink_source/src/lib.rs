@@ -15,9 +15,9 @@ use client::gateway::Gateway;
 use client::http::HttpClient;
 use client::rest::Rest;
 use config::{FlinkSourceConfig, Mode, Settings};
+use iggy_connector_common::metrics::Telemetry;
 use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessages, Source, source_connector};
-use iggy_connector_shared::metrics::Telemetry;
 use metrics::Metrics;
 use monitor::{MonitorReader, MonitorState};
 use records::{RecordsReader, RecordsState};
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 source_connector!(FlinkSource);
-iggy_connector_shared::connector_debug!(FlinkSource);
+iggy_connector_common::connector_debug!(FlinkSource);
 
 const PLUGIN: &str = "Flink source";
 

@@ -3,8 +3,8 @@
 //! when a batch is acknowledged (a Nacked batch is read again, not twice),
 //! logged every `metrics_log_interval`.
 
-use iggy_connector_shared::metrics::Gauge;
-use iggy_connector_shared::{Counters, RateLog};
+use iggy_connector_common::metrics::Gauge;
+use iggy_connector_common::{Counters, RateLog};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -10,8 +10,8 @@
 mod common;
 
 use common::*;
-use harness_test_support::flink::{FlinkCluster, run_for};
-use harness_test_support::{Workspace, plugin};
+use iggy_harness_test_support::flink::{FlinkCluster, run_for};
+use iggy_harness_test_support::{Workspace, plugin};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;

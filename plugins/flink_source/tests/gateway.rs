@@ -8,9 +8,9 @@
 mod common;
 
 use common::{KEY, TOPIC, assert_ran, header, run};
-use harness_test_support::flink::{FlinkCluster, SqlGateway, run_for};
-use harness_test_support::process::{exit_within, signal};
-use harness_test_support::{Workspace, connector, harness_binary, plugin};
+use iggy_harness_test_support::flink::{FlinkCluster, SqlGateway, run_for};
+use iggy_harness_test_support::process::{exit_within, signal};
+use iggy_harness_test_support::{Workspace, connector, harness_binary, plugin};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -13,9 +13,9 @@
 mod common;
 
 use common::{KEY, TOPIC, assert_ran, header, run};
-use harness_test_support::flink::{FlinkCluster, SqlGateway, run_for};
-use harness_test_support::kafka::{KafkaServer, flink_connector_jars};
-use harness_test_support::{Workspace, connector, plugin};
+use iggy_harness_test_support::flink::{FlinkCluster, SqlGateway, run_for};
+use iggy_harness_test_support::kafka::{KafkaServer, flink_connector_jars};
+use iggy_harness_test_support::{Workspace, connector, plugin};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -17,7 +17,7 @@
 mod common;
 
 use common::*;
-use harness_test_support::{Workspace, plugin};
+use iggy_harness_test_support::{Workspace, plugin};
 
 /// Long enough for the empty pages a recorded query starts with.
 const IDLE: &str = "3s";

@@ -9,10 +9,10 @@
 //! cargo run --release -p iggy_connector_nats_jetstream_sink --example nats_sink_bench [messages]
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
-use harness_test_support::median;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::perf::{self, with_cpu};
 use iggy_harness::bench::{BenchOptions, bench_sink};
+use iggy_harness_test_support::median;
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::perf::{self, with_cpu};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Instant;
@@ -102,7 +102,7 @@ fn main() {
         })
     };
     let library =
-        harness_test_support::build_dir().join("libiggy_connector_nats_jetstream_sink.so");
+        iggy_harness_test_support::build_dir().join("libiggy_connector_nats_jetstream_sink.so");
     let options = |schema: &str| BenchOptions {
         messages,
         batch: 1000,

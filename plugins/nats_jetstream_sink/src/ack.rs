@@ -74,7 +74,7 @@ pub fn outcome(reply: &Message, full_subject: FullSubject) -> Outcome {
         }
         _ => {}
     }
-    match serde_json::from_slice::<Reply>(&reply.payload) {
+    match serde_json::from_slice::<Reply<'_>>(&reply.payload) {
         Ok(Reply {
             error: Some(error), ..
         }) => {

@@ -1,11 +1,11 @@
 //! The sink's settings: the shared NATS connection keys at the top level of
 //! `[plugin_config]`, then where and how messages are published.
 
-use iggy_connector_shared::RetryPolicy;
-use iggy_connector_shared::duration::serde_duration;
-use iggy_connector_shared::metrics::{Metered, MetricsSettings};
-use iggy_connector_shared::nats::NatsConnection;
-use iggy_connector_shared::retry::outage_policy;
+use iggy_connector_common::RetryPolicy;
+use iggy_connector_common::duration::serde_duration;
+use iggy_connector_common::metrics::{Metered, MetricsSettings};
+use iggy_connector_common::retry::outage_policy;
+use iggy_connector_nats_jetstream_common::NatsConnection;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -10,9 +10,9 @@ mod subject_template;
 
 use async_trait::async_trait;
 use config::{SinkConfig, UnresolvedSubject};
+use iggy_connector_common::session_sink::{SessionSink, SinkSession};
+use iggy_connector_common::{Counters, RateLog};
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata, sink_connector};
-use iggy_connector_shared::session_sink::{SessionSink, SinkSession};
-use iggy_connector_shared::{Counters, RateLog};
 use mapping::Mapper;
 use publisher::{Item, Publisher};
 use std::sync::Arc;

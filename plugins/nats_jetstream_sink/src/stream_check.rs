@@ -6,7 +6,7 @@ use crate::ack::FullSubject;
 use crate::config::{Discard, Retention, SinkConfig, Storage, StreamSettings};
 use crate::subject_template::SubjectTemplate;
 use async_nats::jetstream::{self, stream};
-use iggy_connector_shared::nats::subjects;
+use iggy_connector_nats_jetstream_common::subjects;
 
 fn stream_config(
     name: &str,

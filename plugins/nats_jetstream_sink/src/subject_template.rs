@@ -2,8 +2,8 @@
 //! `orders.{topic}.{payload.region}`: the shared message template, with NATS
 //! subject rules on each filled-in value and on the result.
 
+use iggy_connector_common::template::MessageTemplate;
 use iggy_connector_sdk::{ConsumedMessage, TopicMetadata};
-use iggy_connector_shared::template::MessageTemplate;
 
 #[derive(Debug, Clone)]
 pub struct SubjectTemplate {

@@ -7,8 +7,8 @@ mod common;
 
 use async_nats::jetstream::stream;
 use common::*;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::*;
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::*;
 use std::time::Duration;
 
 const DEDUP_BY_KEY: &str =

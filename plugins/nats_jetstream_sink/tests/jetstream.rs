@@ -5,8 +5,8 @@ mod common;
 
 use async_nats::jetstream::{self, stream};
 use common::*;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::*;
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::*;
 use std::collections::BTreeSet;
 use std::time::Duration;
 

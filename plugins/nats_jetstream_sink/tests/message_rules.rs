@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::*;
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::*;
 
 #[test]
 fn nats_control_headers_from_iggy_are_withheld_and_counted() {

@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::process::{exit_within, signal};
-use harness_test_support::*;
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::process::{exit_within, signal};
+use iggy_harness_test_support::*;
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //! a deployment uses them, not only in the shared crate's tests.
 
 use async_nats::jetstream::{self, stream};
-use harness_test_support::nats::NatsServer;
-use harness_test_support::nats::auth::{Certificates, nkey_users_config};
-use harness_test_support::*;
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::nats::auth::{Certificates, nkey_users_config};
+use iggy_harness_test_support::*;
 use nkeys::KeyPair;
 use std::path::Path;
 

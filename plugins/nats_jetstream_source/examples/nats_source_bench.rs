@@ -23,9 +23,9 @@
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::perf::{self, with_cpu};
 use iggy_harness::bench::{BenchOptions, DurableTarget, NewMessage, bench_source, print};
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::perf::{self, with_cpu};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ enum AckMode {
 
 fn main() -> Result<(), async_nats::Error> {
     let messages = perf::messages_arg(200_000);
-    let library = harness_test_support::plugin("iggy_connector_nats_jetstream_source");
+    let library = iggy_harness_test_support::plugin("iggy_connector_nats_jetstream_source");
     let dir = tempfile::tempdir()?;
     let server = NatsServer::start(dir.path());
     let url = server.url();

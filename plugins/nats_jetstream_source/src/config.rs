@@ -10,11 +10,11 @@
 
 use async_nats::datetime::{DateTime, parse_rfc3339};
 use async_nats::jetstream::consumer::DeliverPolicy;
-use iggy_connector_shared::PayloadSchema;
-use iggy_connector_shared::admission::InvalidMessages;
-use iggy_connector_shared::duration::serde_duration;
-use iggy_connector_shared::metrics::{Metered, MetricsSettings};
-use iggy_connector_shared::nats::NatsConnection;
+use iggy_connector_common::PayloadSchema;
+use iggy_connector_common::admission::InvalidMessages;
+use iggy_connector_common::duration::serde_duration;
+use iggy_connector_common::metrics::{Metered, MetricsSettings};
+use iggy_connector_nats_jetstream_common::NatsConnection;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use std::time::Duration;

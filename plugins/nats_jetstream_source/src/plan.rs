@@ -5,7 +5,7 @@
 
 use crate::config::{DefaultConsumerSettings, SourceConfig, StartPolicy};
 use crate::mapping::fnv1a_64;
-use iggy_connector_shared::nats::subjects::overlap;
+use iggy_connector_nats_jetstream_common::subjects::overlap;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use harness_test_support::{Workspace, connector};
+use iggy_harness_test_support::{Workspace, connector};
 use std::time::{Duration, Instant};
 
 const FINISHED: &str = "finished: the stop rule was reached";

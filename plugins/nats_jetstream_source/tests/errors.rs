@@ -6,9 +6,9 @@ mod common;
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use common::*;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::process::free_port;
-use harness_test_support::{Workspace, harness_binary};
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::process::free_port;
+use iggy_harness_test_support::{Workspace, harness_binary};
 use std::process::Command;
 
 /// Opens the source once through `iggy-harness check`; returns its ERROR lines.

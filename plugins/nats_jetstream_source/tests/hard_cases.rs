@@ -8,8 +8,8 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use harness_test_support::process::exit_within;
-use harness_test_support::{Workspace, connector, harness_binary};
+use iggy_harness_test_support::process::exit_within;
+use iggy_harness_test_support::{Workspace, connector, harness_binary};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use harness_test_support::metrics::scrape_while_running;
-use harness_test_support::process::free_port;
-use harness_test_support::{Workspace, connector, plugin};
+use iggy_harness_test_support::metrics::scrape_while_running;
+use iggy_harness_test_support::process::free_port;
+use iggy_harness_test_support::{Workspace, connector, plugin};
 
 const SINK: &str = "nats_jetstream_sink";
 const SOURCE: &str = "nats_jetstream_source";

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use harness_test_support::{Workspace, connector};
+use iggy_harness_test_support::{Workspace, connector};
 use std::time::{Duration, Instant};
 
 /// Replaces the stream's subjects, keeping the rest of its config.

@@ -6,7 +6,7 @@ mod common;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::AckPolicy;
 use common::*;
-use harness_test_support::{Workspace, connector};
+use iggy_harness_test_support::{Workspace, connector};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// FNV-1a, written out again here so the test pins the id formula.
@@ -187,14 +187,14 @@ fn the_example_connector_file_reads_its_stream() {
             "path = \"libiggy_connector_nats_jetstream_source\"",
             &format!(
                 "path = \"{}\"",
-                harness_test_support::plugin("iggy_connector_nats_jetstream_source").display()
+                iggy_harness_test_support::plugin("iggy_connector_nats_jetstream_source").display()
             ),
         );
     std::fs::write(ws.connectors().join("example.toml"), text).expect("connector file");
 
     run_ok(&ws, &[]);
 
-    let dumped = harness_test_support::lines(
+    let dumped = iggy_harness_test_support::lines(
         &ws.harness(&[
             "dump",
             "--data-dir",

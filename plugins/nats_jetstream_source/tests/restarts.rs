@@ -6,7 +6,7 @@ mod common;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use common::*;
-use harness_test_support::{Workspace, connector};
+use iggy_harness_test_support::{Workspace, connector};
 use std::time::{Duration, Instant};
 
 #[test]

@@ -15,10 +15,10 @@
 //! cargo build --release -p iggy_connector_opengemini_sink -p iggy-harness
 //! cargo run --release -p iggy_connector_opengemini_sink --example opengemini_sink_bench [messages]
 
-use harness_test_support::influxdb::InfluxServer;
-use harness_test_support::{median, perf};
 use iggy_harness::bench::{BenchOptions, BenchReport, bench_sink};
 use iggy_harness::topic_io::generated_payload;
+use iggy_harness_test_support::influxdb::InfluxServer;
+use iggy_harness_test_support::{median, perf};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -125,7 +125,8 @@ fn main() {
         .build()
         .expect("client");
     let write_url = format!("{}/write?db={DATABASE}&precision=ns", server.url());
-    let library = harness_test_support::build_dir().join("libiggy_connector_opengemini_sink.so");
+    let library =
+        iggy_harness_test_support::build_dir().join("libiggy_connector_opengemini_sink.so");
     println!(
         "openGemini sink vs raw line-protocol writes: {messages} points of {PAYLOAD} B payloads, \
          InfluxDB 1.6 on loopback, median of {ROUNDS}"

@@ -7,7 +7,7 @@ use crate::outage::OutageLog;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use iggy_connector_shared::{
+use iggy_connector_common::{
     Classify, ErrorClass, RetryError, RetryErrorKind, RetryPolicy, Secret, classify_http_status,
     parse_retry_after, redact, redact_url_credentials, retry,
 };

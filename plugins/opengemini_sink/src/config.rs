@@ -1,10 +1,10 @@
 //! The sink's settings (`[plugin_config]`): where and how points are written,
 //! and, under `mapping`, how a message becomes a point.
 
-use iggy_connector_shared::duration::serde_duration;
-use iggy_connector_shared::metrics::{Metered, MetricsSettings};
-use iggy_connector_shared::retry::outage_policy;
-use iggy_connector_shared::{RetryPolicy, Secret};
+use iggy_connector_common::duration::serde_duration;
+use iggy_connector_common::metrics::{Metered, MetricsSettings};
+use iggy_connector_common::retry::outage_policy;
+use iggy_connector_common::{RetryPolicy, Secret};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;

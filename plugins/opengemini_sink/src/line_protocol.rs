@@ -272,7 +272,7 @@ pub fn preview(text: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
-    fn line(point: &Point) -> Result<String, String> {
+    fn line(point: &Point<'_>) -> Result<String, String> {
         let mut out = String::new();
         point.write_line(&mut out).map(|()| out)
     }

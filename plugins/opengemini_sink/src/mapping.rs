@@ -186,7 +186,7 @@ impl Mapper {
     /// error nothing is appended.
     pub fn append(
         &self,
-        origin: &Origin,
+        origin: &Origin<'_>,
         message: &ConsumedMessage,
         batch: &mut LineBatch,
     ) -> Result<usize, String> {
@@ -258,7 +258,7 @@ impl Mapper {
 
     fn point<'a>(
         &'a self,
-        origin: &'a Origin,
+        origin: &'a Origin<'_>,
         message: &'a ConsumedMessage,
         root: &'a OwnedValue,
     ) -> Result<Point<'a>, String> {
@@ -313,7 +313,7 @@ impl Mapper {
 
     fn measurement<'a>(
         &'a self,
-        origin: &'a Origin,
+        origin: &'a Origin<'_>,
         root: &'a OwnedValue,
     ) -> Result<Cow<'a, str>, String> {
         let fallback = || self.measurement.as_deref().map(Cow::Borrowed);
@@ -342,7 +342,7 @@ impl Mapper {
     /// keeps its first value, in the order payload, headers, metadata.
     fn tags<'a>(
         &'a self,
-        origin: &'a Origin,
+        origin: &'a Origin<'_>,
         message: &'a ConsumedMessage,
         root: &'a OwnedValue,
     ) -> Result<Vec<Tag<'a>>, String> {

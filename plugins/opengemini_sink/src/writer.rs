@@ -7,7 +7,7 @@
 
 use crate::batch::{LineBatch, chunks};
 use crate::client::{Client, ClientError, ErrorKind};
-use iggy_connector_shared::RetryError;
+use iggy_connector_common::RetryError;
 use std::ops::Range;
 
 /// Points not written, with the Iggy offsets they came from.

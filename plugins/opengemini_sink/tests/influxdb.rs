@@ -3,11 +3,6 @@
 //! ports and driven through the real harness binary. Points are read back
 //! through `/query`; request counts come from InfluxDB's `/debug/vars`.
 
-use harness_test_support::influxdb::{InfluxOptions, InfluxServer};
-use harness_test_support::metrics::{Scrape, scrape_while_running};
-use harness_test_support::process::signal;
-use harness_test_support::s2::{BackgroundRun, wait_until};
-use harness_test_support::*;
 use iggy_connector_sdk::{Schema, TopicMetadata};
 use iggy_harness::library::{self, SinkApi};
 use iggy_harness::pipeline::open_sink;
@@ -15,6 +10,11 @@ use iggy_harness::plugin_log;
 use iggy_harness::sink_runner::{EncodedBatch, call_consume, encode_batch};
 use iggy_harness::topic_io::generated_payload;
 use iggy_harness_store::StoredMessage;
+use iggy_harness_test_support::influxdb::{InfluxOptions, InfluxServer};
+use iggy_harness_test_support::metrics::{Scrape, scrape_while_running};
+use iggy_harness_test_support::process::signal;
+use iggy_harness_test_support::s2::{BackgroundRun, wait_until};
+use iggy_harness_test_support::*;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Output;
@@ -731,7 +731,7 @@ fn metrics_are_served_while_the_sink_writes() {
     let ws = Workspace::new();
     let server = InfluxServer::start(ws.dir.path());
     ws.produce("created", 500);
-    let port = harness_test_support::process::free_port();
+    let port = process::free_port();
     let config = format!(
         "{}create_database = true\nmetrics = {{ address = \"127.0.0.1:{port}\", connector = \"orders_to_gemini\" }}\n",
         connection(&server, "shop")

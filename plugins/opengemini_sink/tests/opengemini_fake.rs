@@ -7,7 +7,7 @@
 //! write!", 400 for bad lines and partial writes, 404 for a missing
 //! database. The sink is driven through the real harness binary.
 
-use harness_test_support::*;
+use iggy_harness_test_support::*;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

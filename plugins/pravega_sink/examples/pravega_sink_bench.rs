@@ -15,11 +15,11 @@
 
 mod raw_pravega;
 
-use harness_test_support::perf::{self, with_cpu};
-use harness_test_support::pravega::PravegaServer;
-use harness_test_support::{build_dir, median};
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use iggy_harness::topic_io::generated_payload;
+use iggy_harness_test_support::perf::{self, with_cpu};
+use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::{build_dir, median};
 use pravega_client::client_factory::ClientFactory;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -1,11 +1,11 @@
 //! The sink's settings: the shared Pravega connection keys at the top level
 //! of `[plugin_config]`, then how events are routed and delivered.
 
-use iggy_connector_shared::RetryPolicy;
-use iggy_connector_shared::duration::serde_duration;
-use iggy_connector_shared::metrics::{Metered, MetricsSettings};
-use iggy_connector_shared::pravega::{MAX_EVENT_BYTES, PravegaConnection};
-use iggy_connector_shared::retry::outage_policy;
+use iggy_connector_common::RetryPolicy;
+use iggy_connector_common::duration::serde_duration;
+use iggy_connector_common::metrics::{Metered, MetricsSettings};
+use iggy_connector_common::retry::outage_policy;
+use iggy_connector_pravega_common::{MAX_EVENT_BYTES, PravegaConnection};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

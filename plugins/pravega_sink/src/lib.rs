@@ -9,11 +9,11 @@ mod writer;
 
 use async_trait::async_trait;
 use config::{SinkConfig, WriterMode};
+use iggy_connector_common::session_sink::{SessionSink, SinkSession};
+use iggy_connector_common::{Counters, RateLog, retry};
+use iggy_connector_pravega_common::RealClient;
+use iggy_connector_pravega_common::client::{ClientError, PravegaClient, ScalingPolicy};
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata, sink_connector};
-use iggy_connector_shared::pravega::RealClient;
-use iggy_connector_shared::pravega::client::{ClientError, PravegaClient, ScalingPolicy};
-use iggy_connector_shared::session_sink::{SessionSink, SinkSession};
-use iggy_connector_shared::{Counters, RateLog, retry};
 use mapping::{Mapper, Refusal};
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,7 +218,7 @@ impl Session {
 async fn within<T>(
     limit: Duration,
     what: &str,
-    work: impl std::future::Future<Output = Result<T, ClientError>>,
+    work: impl Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
     tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
         Err(ClientError::TimedOut(format!(

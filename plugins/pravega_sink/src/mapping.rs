@@ -3,8 +3,8 @@
 
 use crate::config::{MissingRoutingKey, RoutingKey};
 use iggy_common::HeaderKey;
+use iggy_connector_pravega_common::client::NewEvent;
 use iggy_connector_sdk::{ConsumedMessage, Payload};
-use iggy_connector_shared::pravega::client::NewEvent;
 use simd_json::prelude::{TypedScalarValue, ValueAsScalar, ValueObjectAccess};
 
 /// An event ready for the writer, with the Iggy offset it came from.

@@ -1,6 +1,6 @@
 //! `exactly_once` across restarts: what the stream already holds. Every
 //! transaction the sink commits ends with a position marker (see
-//! `iggy_connector_shared::pravega::position`); at `open` the stream is read
+//! `iggy_connector_pravega_common::position`); at `open` the stream is read
 //! from its head to the tail it had then, and the highest committed Iggy
 //! offset of each partition is taken from the markers. A batch at or below
 //! it is skipped, whichever process committed it.
@@ -10,10 +10,10 @@
 //! (the Pravega source reads at tens of thousands of 1 KiB events a second
 //! on two cores).
 
-use iggy_connector_shared::pravega::client::{
+use iggy_connector_pravega_common::client::{
     ClientError, EventReader, PravegaClient, StartAt, StreamCut,
 };
-use iggy_connector_shared::pravega::position::PositionMarker;
+use iggy_connector_pravega_common::position::PositionMarker;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -121,7 +121,7 @@ fn reached(positions: &StreamCut, tail: &StreamCut) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iggy_connector_shared::pravega::fake::FakePravega;
+    use iggy_connector_pravega_common::fake::FakePravega;
 
     fn marker(partition: &str, first: u64, last: u64) -> (String, Vec<u8>) {
         let marker = PositionMarker {

@@ -6,8 +6,8 @@
 //! at a chosen call, a stall of a chosen length, time under a paused clock.
 
 use super::*;
+use iggy_connector_pravega_common::fake::{FakePravega, Faults};
 use iggy_connector_sdk::{Payload, Schema};
-use iggy_connector_shared::pravega::fake::{FakePravega, Faults};
 use std::time::Duration;
 
 fn config(extra: &str) -> SinkConfig {
@@ -324,7 +324,7 @@ async fn open_fails_on_a_missing_stream_unless_asked_to_create_it() {
     open(r#","create":{"segments":2}"#, Arc::new(fake.clone())).await;
     assert_eq!(
         fake.created_with(),
-        Some(iggy_connector_shared::pravega::client::ScalingPolicy::Fixed { segments: 2 })
+        Some(ScalingPolicy::Fixed { segments: 2 })
     );
 }
 
@@ -404,8 +404,8 @@ mod mock_mode {
         );
     }
 
-    fn event(payload: &[u8]) -> iggy_connector_shared::pravega::client::NewEvent {
-        iggy_connector_shared::pravega::client::NewEvent {
+    fn event(payload: &[u8]) -> iggy_connector_pravega_common::client::NewEvent {
+        iggy_connector_pravega_common::client::NewEvent {
             routing_key: None,
             payload: payload.to_vec(),
         }
@@ -415,9 +415,7 @@ mod mock_mode {
     async fn a_transaction_is_closed_by_commit_and_abort() {
         let client = mock();
         client
-            .ensure_stream(
-                iggy_connector_shared::pravega::client::ScalingPolicy::Fixed { segments: 1 },
-            )
+            .ensure_stream(ScalingPolicy::Fixed { segments: 1 })
             .await
             .unwrap();
         let mut writer = client.transactional_writer(7).await.unwrap();

@@ -6,12 +6,12 @@
 use crate::config::WriterMode;
 use crate::mapping::OutEvent;
 use crate::positions::{self, Committed};
-use iggy_connector_shared::Counters;
-use iggy_connector_shared::pravega::client::{
+use iggy_connector_common::Counters;
+use iggy_connector_pravega_common::client::{
     Acknowledgement, ClientError, EventWriter, NewEvent, PravegaClient, ScalingPolicy,
     TransactionalWriter,
 };
-use iggy_connector_shared::pravega::position::PositionMarker;
+use iggy_connector_pravega_common::position::PositionMarker;
 use std::sync::Arc;
 
 /// What one delivery did.
@@ -241,7 +241,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iggy_connector_shared::pravega::fake::{FakePravega, Faults};
+    use iggy_connector_pravega_common::fake::{FakePravega, Faults};
     use std::time::Duration;
 
     fn events(offsets: std::ops::Range<u64>) -> Vec<OutEvent> {

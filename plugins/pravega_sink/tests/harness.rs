@@ -3,7 +3,7 @@
 //! config, and an unreachable controller failing `open` in bounded time
 //! instead of hanging. Needs `cargo build --workspace` first.
 
-use harness_test_support::*;
+use iggy_harness_test_support::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -8,9 +8,9 @@
 mod common;
 
 use common::*;
-use harness_test_support::Workspace;
-use harness_test_support::pravega::PravegaServer;
-use harness_test_support::process::signal;
+use iggy_harness_test_support::Workspace;
+use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::process::signal;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -43,7 +43,7 @@ fn flowing(ws: &Workspace, uri: &str, scope: &str) -> FlowingRun {
     for mode in MODES {
         ws.sink(
             &format!("to_{mode}"),
-            &harness_test_support::plugin("iggy_connector_pravega_sink"),
+            &iggy_harness_test_support::plugin("iggy_connector_pravega_sink"),
             "out",
             &format!(
                 "{}writer_mode = \"{mode}\"\nrouting_key = {{ header = \"tenant\" }}\n\
@@ -103,7 +103,7 @@ fn read_each(
     MODES
         .iter()
         .map(|mode| {
-            let sink = harness_test_support::connector(&report, &format!("to_{mode}"));
+            let sink = iggy_harness_test_support::connector(&report, &format!("to_{mode}"));
             assert_eq!(
                 sink["errors"], 0,
                 "{mode}: no batch given up: {report}\n{log}"
@@ -224,7 +224,7 @@ fn close_is_bounded_while_the_server_is_frozen() {
         "{log}"
     );
     assert_eq!(
-        harness_test_support::connector(&report, SINK)["status"],
+        iggy_harness_test_support::connector(&report, SINK)["status"],
         "running",
         "close returned 0: {report}"
     );

@@ -6,10 +6,10 @@
 mod common;
 
 use common::*;
-use harness_test_support::pravega::PravegaServer;
-use harness_test_support::*;
-use iggy_connector_shared::pravega::client::NewEvent;
-use iggy_connector_shared::pravega::position::PositionMarker;
+use iggy_connector_pravega_common::client::NewEvent;
+use iggy_connector_pravega_common::position::PositionMarker;
+use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 

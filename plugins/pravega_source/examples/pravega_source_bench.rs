@@ -20,13 +20,13 @@
 #[path = "../../pravega_sink/examples/raw_pravega/mod.rs"]
 mod raw_pravega;
 
-use harness_test_support::perf::{self, with_cpu};
-use harness_test_support::pravega::PravegaServer;
-use harness_test_support::{build_dir, median};
 use iggy_harness::bench::{
     BenchOptions, BenchReport, DurableTarget, NewMessage, bench_source, print,
 };
 use iggy_harness::topic_io::generated_payload;
+use iggy_harness_test_support::perf::{self, with_cpu};
+use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::{build_dir, median};
 use pravega_client::client_factory::ClientFactory;
 use pravega_client_shared::ScopedStream;
 use std::collections::BTreeMap;

@@ -2,12 +2,12 @@
 //! level of `[plugin_config]`, then the reader group, where it starts and
 //! how batches are made.
 
+use iggy_connector_common::admission::InvalidMessages;
+use iggy_connector_common::duration::serde_duration;
+use iggy_connector_common::metrics::{Metered, MetricsSettings};
+use iggy_connector_pravega_common::client::{StartAt, StreamCut};
+use iggy_connector_pravega_common::{PravegaConnection, check_name};
 use iggy_connector_sdk::Schema;
-use iggy_connector_shared::admission::InvalidMessages;
-use iggy_connector_shared::duration::serde_duration;
-use iggy_connector_shared::metrics::{Metered, MetricsSettings};
-use iggy_connector_shared::pravega::client::{StartAt, StreamCut};
-use iggy_connector_shared::pravega::{PravegaConnection, check_name};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! in flight reached (staged until its Ack or Nack). After the stream
 //! scales, sealed segments give way to their successors (`settle`).
 
-use iggy_connector_shared::pravega::client::{ReadEvent, StreamCut, Successors};
+use iggy_connector_pravega_common::client::{ReadEvent, StreamCut, Successors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 

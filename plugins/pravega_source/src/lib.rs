@@ -7,8 +7,8 @@ mod cursor;
 mod mapping;
 mod session;
 
+use iggy_connector_common::session_source::SessionSource;
 use iggy_connector_sdk::source_connector;
-use iggy_connector_shared::session_source::SessionSource;
 
 pub type PravegaSource = SessionSource<session::Session>;
 

@@ -4,8 +4,8 @@
 //! there is none to carry over.
 
 use iggy_common::{HeaderKey, HeaderValue};
+use iggy_connector_pravega_common::client::ReadEvent;
 use iggy_connector_sdk::ProducedMessage;
-use iggy_connector_shared::pravega::client::ReadEvent;
 use std::collections::BTreeMap;
 
 pub const STREAM_HEADER: &str = "pravega-stream";

@@ -9,16 +9,16 @@ use crate::config::SourceConfig;
 use crate::cursor::{self, Cursor, SavedState};
 use crate::mapping;
 use async_trait::async_trait;
-use iggy_connector_sdk::source::SourceBatchResult;
-use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
-use iggy_connector_shared::admission::InvalidMessages;
-use iggy_connector_shared::pravega::client::{
+use iggy_connector_common::admission::InvalidMessages;
+use iggy_connector_common::session_source::SourceSession;
+use iggy_connector_common::{Counters, RateLog};
+use iggy_connector_pravega_common::client::{
     EventReader, PravegaClient, ReadEvent, StreamCut, Successors,
 };
-use iggy_connector_shared::pravega::position::is_marker;
-use iggy_connector_shared::pravega::{PravegaConnection, RealClient};
-use iggy_connector_shared::session_source::SourceSession;
-use iggy_connector_shared::{Counters, RateLog};
+use iggy_connector_pravega_common::position::is_marker;
+use iggy_connector_pravega_common::{PravegaConnection, RealClient};
+use iggy_connector_sdk::source::SourceBatchResult;
+use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,16 +10,16 @@ use crate::config::SourceConfig;
 use crate::mapping::{OFFSET_HEADER, SEGMENT_HEADER, message_id};
 use crate::session::Session;
 use iggy_common::HeaderKey;
-use iggy_connector_sdk::source::SourceBatchResult;
-use iggy_connector_sdk::{ConnectorState, ProducedMessages};
-use iggy_connector_shared::pravega::RealClient;
-use iggy_connector_shared::pravega::client::{
+use iggy_connector_common::session_source::SourceSession;
+use iggy_connector_pravega_common::RealClient;
+use iggy_connector_pravega_common::client::{
     ClientError, EventReader, EventWriter, PravegaClient, ReadEvent, ScalingPolicy, StartAt,
     StreamCut, Successors, TransactionalWriter,
 };
-use iggy_connector_shared::pravega::fake::{FakePravega, Faults};
-use iggy_connector_shared::pravega::position::PositionMarker;
-use iggy_connector_shared::session_source::SourceSession;
+use iggy_connector_pravega_common::fake::{FakePravega, Faults};
+use iggy_connector_pravega_common::position::PositionMarker;
+use iggy_connector_sdk::source::SourceBatchResult;
+use iggy_connector_sdk::{ConnectorState, ProducedMessages};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -310,10 +310,7 @@ async fn mock_mode_reader_group_from_a_stream_cut_and_a_bounded_close() {
     // and the call never answers. `close` must still return, with an error.
     let started = std::time::Instant::now();
     let error = reader.close().await.unwrap_err();
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "{error}"
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{error}");
     assert!(
         reader.close().await.is_ok(),
         "a closed reader is not closed twice"
@@ -469,7 +466,7 @@ async fn repeated_splits_and_merges_keep_the_state_to_the_open_segments() {
 // events written, and no server runs here.
 #[tokio::test]
 async fn events_the_runtime_would_refuse_are_left_out_counted_and_not_read_again() {
-    use iggy_connector_shared::admission::Admission;
+    use iggy_connector_common::admission::Admission;
     let fake = FakePravega::with_stream(1);
     fake.append(None, br#"{"n":0}"#);
     fake.append(None, b"not json");
@@ -488,7 +485,7 @@ async fn events_the_runtime_would_refuse_are_left_out_counted_and_not_read_again
 
     let describe = session.describe(&crate::mapping::message(
         "shop/orders",
-        iggy_connector_shared::pravega::client::ReadEvent {
+        ReadEvent {
             segment: 0,
             offset: 15,
             next_offset: 23,

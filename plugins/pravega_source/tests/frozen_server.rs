@@ -7,11 +7,11 @@
 mod common;
 
 use common::*;
-use harness_test_support::pravega::PravegaServer;
-use harness_test_support::process::signal;
-use harness_test_support::process::wait_until;
-use harness_test_support::s2::BackgroundRun;
-use harness_test_support::*;
+use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::process::signal;
+use iggy_harness_test_support::process::wait_until;
+use iggy_harness_test_support::s2::BackgroundRun;
+use iggy_harness_test_support::*;
 use std::time::{Duration, Instant};
 
 /// The run stops 3 s after the last event (nothing moves while frozen);

@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use harness_test_support::pravega::PravegaServer;
-use harness_test_support::process::wait_until;
-use harness_test_support::s2::BackgroundRun;
-use harness_test_support::*;
-use iggy_connector_shared::pravega::position::PositionMarker;
+use iggy_connector_pravega_common::position::PositionMarker;
+use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::process::wait_until;
+use iggy_harness_test_support::s2::BackgroundRun;
+use iggy_harness_test_support::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -14,10 +14,10 @@
 #[path = "../src/batches.rs"]
 mod batches;
 
-use harness_test_support::s2::S2Lite;
-use harness_test_support::{median, perf};
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use iggy_harness::topic_io::generated_payload;
+use iggy_harness_test_support::s2::S2Lite;
+use iggy_harness_test_support::{median, perf};
 use s2_sdk::S2Basin;
 use s2_sdk::types::{AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput, Header};
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ fn main() {
         .build()
         .expect("runtime");
     let basin = server.basin_client(&runtime, BASIN);
-    let library = harness_test_support::build_dir().join("libiggy_connector_s2_sink.so");
+    let library = iggy_harness_test_support::build_dir().join("libiggy_connector_s2_sink.so");
     let (mut raw, mut plugin) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         raw.push(runtime.block_on(raw_append(&basin, &format!("raw-{round}"), messages)));

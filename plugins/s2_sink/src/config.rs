@@ -1,10 +1,10 @@
 //! The sink's settings: the shared S2 connection keys at the top level of
 //! `[plugin_config]`, then where and how records are appended.
 
-use iggy_connector_shared::duration::serde_duration;
-use iggy_connector_shared::metrics::{Metered, MetricsSettings};
-use iggy_connector_shared::retry::{RetryPolicy, outage_policy};
-use iggy_connector_shared::s2::S2Connection;
+use iggy_connector_common::duration::serde_duration;
+use iggy_connector_common::metrics::{Metered, MetricsSettings};
+use iggy_connector_common::retry::{RetryPolicy, outage_policy};
+use iggy_connector_s2_common::S2Connection;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::time::Duration;

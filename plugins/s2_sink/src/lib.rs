@@ -11,10 +11,10 @@ mod writer;
 
 use async_trait::async_trait;
 use config::SinkConfig;
+use iggy_connector_common::retry::retry;
+use iggy_connector_common::session_sink::{SessionSink, SinkSession};
+use iggy_connector_common::{Counters, RateLog};
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata, sink_connector};
-use iggy_connector_shared::retry::retry;
-use iggy_connector_shared::session_sink::{SessionSink, SinkSession};
-use iggy_connector_shared::{Counters, RateLog};
 use mapping::{Mapper, Position};
 use s2_sdk::types::{AppendRecord, FencingToken};
 use std::sync::Arc;

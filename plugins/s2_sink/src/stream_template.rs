@@ -2,8 +2,8 @@
 //! `iggy-{stream}-{topic}` or `orders-{header.region}` (the shared message
 //! template; S2 checks the names).
 
+use iggy_connector_common::template::MessageTemplate;
 use iggy_connector_sdk::{ConsumedMessage, TopicMetadata};
-use iggy_connector_shared::template::MessageTemplate;
 
 #[derive(Debug, Clone)]
 pub struct StreamTemplate {
@@ -14,7 +14,7 @@ impl StreamTemplate {
     pub fn parse(template: &str) -> Result<Self, String> {
         let template = MessageTemplate::parse("stream", template, false)?;
         if let Some(fixed) = template.fixed() {
-            iggy_connector_shared::s2::stream_name(fixed).map_err(|e| format!("stream: {e}"))?;
+            iggy_connector_s2_common::stream_name(fixed).map_err(|e| format!("stream: {e}"))?;
         }
         Ok(Self { template })
     }

@@ -6,8 +6,8 @@
 use crate::batches;
 use crate::config::{CreateStream, ReadBack, Retention};
 use crate::progress::Progress;
-use iggy_connector_shared::s2::{S2Connection, stream_name};
-use iggy_connector_shared::{Classify, ErrorClass};
+use iggy_connector_common::{Classify, ErrorClass};
+use iggy_connector_s2_common::{S2Connection, stream_name};
 use s2_sdk::error::{AppendConditionFailed, AppendError, ErrorCode, ReadError, RequestError};
 use s2_sdk::types::{
     AppendInput, AppendRecord, AppendRecordBatch, CommandRecord, CreateStreamInput, FencingToken,
@@ -456,7 +456,7 @@ fn missing_stream_hint(name: &str, error: &ReadError) -> String {
 mod tests {
     use super::*;
     use crate::mapping::POSITION_HEADER;
-    use harness_test_support::s2::S2Lite;
+    use iggy_harness_test_support::s2::S2Lite;
     use s2_sdk::types::Header;
     use std::time::Duration;
 

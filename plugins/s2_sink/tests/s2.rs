@@ -1,9 +1,9 @@
 //! The sink against a real S2 API server (s2-lite, started per test on a free
 //! loopback port), driven through the real harness binary.
 
-use harness_test_support::process::{exit_within, signal};
-use harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
-use harness_test_support::*;
+use iggy_harness_test_support::process::{exit_within, signal};
+use iggy_harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
+use iggy_harness_test_support::*;
 use s2_sdk::S2Basin;
 use s2_sdk::error::{AppendConditionFailed, AppendError};
 use s2_sdk::types::{

@@ -15,12 +15,12 @@
 //! cargo run --release -p iggy_connector_s2_source --example s2_source_bench [messages]
 
 use futures_core::Stream;
-use harness_test_support::median;
-use harness_test_support::perf::{self, with_cpu};
-use harness_test_support::s2::S2Lite;
 use iggy_harness::bench::{
     BenchOptions, BenchReport, DurableTarget, NewMessage, bench_source, print,
 };
+use iggy_harness_test_support::median;
+use iggy_harness_test_support::perf::{self, with_cpu};
+use iggy_harness_test_support::s2::S2Lite;
 use s2_sdk::S2Stream;
 use s2_sdk::types::{
     AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput, ReadFrom, ReadInput,
@@ -158,7 +158,7 @@ fn main() {
         .expect("stream");
     let stream = basin.stream(STREAM.parse().expect("name"));
     runtime.block_on(fill(&stream, messages));
-    let build = harness_test_support::build_dir();
+    let build = iggy_harness_test_support::build_dir();
     let library = build.join("libiggy_connector_s2_source.so");
     let options = BenchOptions {
         messages,

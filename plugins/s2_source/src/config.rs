@@ -1,11 +1,11 @@
 //! The source's settings: the shared S2 connection keys at the top level of
 //! `[plugin_config]`, then which streams to read, from where, how much at once.
 
-use iggy_connector_shared::PayloadSchema;
-use iggy_connector_shared::admission::InvalidMessages;
-use iggy_connector_shared::duration::serde_duration;
-use iggy_connector_shared::metrics::{Metered, MetricsSettings};
-use iggy_connector_shared::s2::{S2Connection, stream_name};
+use iggy_connector_common::PayloadSchema;
+use iggy_connector_common::admission::InvalidMessages;
+use iggy_connector_common::duration::serde_duration;
+use iggy_connector_common::metrics::{Metered, MetricsSettings};
+use iggy_connector_s2_common::{S2Connection, stream_name};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

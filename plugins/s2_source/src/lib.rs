@@ -11,13 +11,13 @@ mod session;
 
 use async_trait::async_trait;
 use config::SourceConfig;
+use iggy_connector_common::Counters;
+use iggy_connector_common::admission::InvalidMessages;
+use iggy_connector_common::session_source::{SessionSource, SourceSession};
 use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{
     ConnectorState, Error, ProducedMessage, ProducedMessages, source_connector,
 };
-use iggy_connector_shared::Counters;
-use iggy_connector_shared::admission::InvalidMessages;
-use iggy_connector_shared::session_source::{SessionSource, SourceSession};
 use session::Session;
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The S2 side of the source: which streams exist (a fixed list, or a prefix
 //! listed again every `discovery_interval`) and their tails.
 
-use iggy_connector_shared::s2::stream_name;
+use iggy_connector_s2_common::stream_name;
 use s2_sdk::types::{ListStreamsInput, StreamNamePrefix, StreamNameStartAfter};
 use s2_sdk::{S2Basin, S2Stream};
 use std::collections::BTreeMap;

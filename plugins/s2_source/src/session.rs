@@ -8,10 +8,10 @@ use crate::cursor::{Cursors, Position, SavedState, initial};
 use crate::feed::Feed;
 use crate::mapping::StreamHeaders;
 use crate::reader::{Reader, Streams};
+use iggy_connector_common::admission::InvalidMessages;
+use iggy_connector_common::{Counters, RateLog};
+use iggy_connector_s2_common::S2Connection;
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
-use iggy_connector_shared::admission::InvalidMessages;
-use iggy_connector_shared::s2::S2Connection;
-use iggy_connector_shared::{Counters, RateLog};
 use s2_sdk::types::{MeteredBytes, SequencedRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -313,7 +313,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use harness_test_support::s2::S2Lite;
+    use iggy_harness_test_support::s2::S2Lite;
     use s2_sdk::types::{AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput};
 
     const BASIN: &str = "iggy-tests";

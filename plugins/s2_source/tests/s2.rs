@@ -1,9 +1,9 @@
 //! The source against a real S2 API server (s2-lite, started per test on a
 //! free loopback port), driven through the real harness binary.
 
-use harness_test_support::process::exit_within;
-use harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
-use harness_test_support::*;
+use iggy_harness_test_support::process::exit_within;
+use iggy_harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
+use iggy_harness_test_support::*;
 use s2_sdk::S2Basin;
 use s2_sdk::types::{
     AppendInput, AppendRecord, AppendRecordBatch, CommandRecord, CreateStreamInput, Header,
@@ -570,11 +570,11 @@ fn close_returns_soon_with_s2_lite_killed_under_a_running_source() {
 /// back, each labelled with the connector name its config gives.
 #[test]
 fn both_plugins_serve_their_counters_while_records_flow() {
-    use harness_test_support::metrics::scrape_while_running;
+    use iggy_harness_test_support::metrics::scrape_while_running;
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     ws.produce("out", 300);
-    let port = harness_test_support::process::free_port();
+    let port = process::free_port();
     let sink = format!(
         "{}stream = \"metered\"\nmetrics = {{ address = {port}, connector = \"to_s2\" }}\n\
          [plugin_config.create_stream]",
@@ -599,7 +599,7 @@ fn both_plugins_serve_their_counters_while_records_flow() {
     assert_eq!(connector(&report, "to_s2")["messages_out"], 300);
 
     std::fs::remove_file(ws.connectors().join("to_s2.toml")).unwrap();
-    let port = harness_test_support::process::free_port();
+    let port = process::free_port();
     let source = format!(
         "{}streams = [\"metered\"]\nschema = \"json\"\nmetrics = {{ address = {port}, connector = \"from_s2\" }}",
         connection(&server)

@@ -5,7 +5,7 @@
 use super::flink_error;
 use super::tls;
 use crate::config::{AuthConfig, HttpSettings};
-use iggy_connector_shared::{
+use iggy_connector_common::{
     Classify, ErrorClass, RetryError, RetryPolicy, classify_http_status, parse_retry_after, retry,
 };
 use reqwest::{Method, StatusCode, Url};
@@ -188,7 +188,7 @@ fn error_chain(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     // URLs are checked to carry no credentials; this keeps it so if one slips through.
-    iggy_connector_shared::redact_url_credentials(&text)
+    iggy_connector_common::redact_url_credentials(&text)
 }
 
 /// `base` joined with an absolute API path such as `/v3/sessions`.

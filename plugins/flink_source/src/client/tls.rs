@@ -78,7 +78,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iggy_connector_shared::RetryPolicy;
+    use iggy_connector_common::RetryPolicy;
     use std::time::Duration;
 
     fn settings() -> HttpSettings {

@@ -6,7 +6,7 @@
 //! decision for every key.
 
 use super::raw::{FlinkSourceConfig, RecordsConfig, defaults};
-use iggy_connector_shared::RetryPolicy;
+use iggy_connector_common::RetryPolicy;
 use serde_json::Value;
 use std::time::Duration;
 

@@ -5,9 +5,9 @@
 //! in `settings.rs` can say which forms exist instead of serde's
 //! "did not match any variant".
 
-use iggy_connector_shared::duration::{serde_duration, serde_opt_duration};
-use iggy_connector_shared::metrics::MetricsSettings;
-use iggy_connector_shared::{RetryPolicy, Secret};
+use iggy_connector_common::duration::{serde_duration, serde_opt_duration};
+use iggy_connector_common::metrics::MetricsSettings;
+use iggy_connector_common::{RetryPolicy, Secret};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -5,8 +5,8 @@
 use super::proposal;
 pub use super::raw::HeaderColumns;
 use super::raw::{AuthTable, FlinkSourceConfig, MonitorConfig, RecordsConfig, defaults};
-use iggy_connector_shared::metrics::MetricsSettings;
-use iggy_connector_shared::{RetryPolicy, Secret};
+use iggy_connector_common::metrics::MetricsSettings;
+use iggy_connector_common::{RetryPolicy, Secret};
 use regex::Regex;
 use reqwest::Url;
 use serde_json::Value;
@@ -721,13 +721,13 @@ fn monitor_settings(monitor: MonitorConfig) -> Result<MonitorSettings, String> {
 mod tests {
     use super::*;
 
-    fn parse(json: serde_json::Value) -> Result<Settings, String> {
+    fn parse(json: Value) -> Result<Settings, String> {
         let config: FlinkSourceConfig =
             serde_json::from_value(json).map_err(|e| format!("serde: {e}"))?;
         Settings::from_config(config)
     }
 
-    fn records(extra: serde_json::Value) -> serde_json::Value {
+    fn records(extra: Value) -> Value {
         let mut records = serde_json::json!({"sql": "SELECT 1"});
         if let (Some(target), Some(extra)) = (records.as_object_mut(), extra.as_object()) {
             target.extend(extra.clone());
@@ -824,9 +824,8 @@ mod tests {
 
     #[test]
     fn auth_over_plain_http_is_named_for_a_warning() {
-        let settings = |json: serde_json::Value| {
-            Settings::from_config(serde_json::from_value(json).unwrap()).unwrap()
-        };
+        let settings =
+            |json: Value| Settings::from_config(serde_json::from_value(json).unwrap()).unwrap();
         let auth = serde_json::json!({"auth_type": "bearer", "token": "t0ken"});
         let monitor = settings(serde_json::json!({
             "flink_cluster_url": "http://x:8081", "auth": auth, "monitor": {}
@@ -876,7 +875,7 @@ mod tests {
 
     #[test]
     fn initial_offset_forms() {
-        let offset = |value: serde_json::Value| initial_offset(&value);
+        let offset = |value: Value| initial_offset(&value);
         assert_eq!(
             offset(serde_json::json!("earliest")),
             Ok(InitialOffset::Earliest)

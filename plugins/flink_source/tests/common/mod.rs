@@ -623,7 +623,7 @@ pub fn header<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
 /// `run` until nothing has moved for `idle` (the harness default, 700 ms,
 /// is shorter than the empty pages a recorded query starts with).
 pub fn run(
-    ws: &harness_test_support::Workspace,
+    ws: &iggy_harness_test_support::Workspace,
     idle: &str,
     extra: &[&str],
 ) -> (std::process::Output, Value) {

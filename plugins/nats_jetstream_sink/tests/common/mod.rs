@@ -5,8 +5,8 @@
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::plugin;
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::plugin;
 use std::path::PathBuf;
 use std::time::Duration;
 

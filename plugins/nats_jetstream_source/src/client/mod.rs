@@ -7,7 +7,7 @@ pub mod fetch;
 
 use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::{self, ErrorCode, stream::Stream};
-use iggy_connector_shared::nats::NatsConnection;
+use iggy_connector_nats_jetstream_common::NatsConnection;
 
 /// Connects; errors name the setting at fault.
 pub async fn connect(connection: &NatsConnection) -> Result<async_nats::Client, String> {

@@ -6,8 +6,8 @@
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
-use harness_test_support::nats::NatsServer;
-use harness_test_support::{Workspace, plugin};
+use iggy_harness_test_support::nats::NatsServer;
+use iggy_harness_test_support::{Workspace, plugin};
 use std::future::Future;
 
 pub const STREAM: &str = "ORDERS";

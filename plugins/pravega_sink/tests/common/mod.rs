@@ -4,10 +4,10 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
-use harness_test_support::process::{exit_within, wait_until};
-use harness_test_support::*;
-use iggy_connector_shared::pravega::client::{NewEvent, PravegaClient, ScalingPolicy, StartAt};
-use iggy_connector_shared::pravega::{PravegaConnection, RealClient};
+use iggy_connector_pravega_common::client::{NewEvent, PravegaClient, ScalingPolicy, StartAt};
+use iggy_connector_pravega_common::{PravegaConnection, RealClient};
+use iggy_harness_test_support::process::{exit_within, wait_until};
+use iggy_harness_test_support::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::File;

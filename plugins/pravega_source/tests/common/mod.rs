@@ -9,7 +9,7 @@
 mod raw_pravega;
 
 use base64::Engine;
-use harness_test_support::*;
+use iggy_harness_test_support::*;
 use pravega_client::client_factory::ClientFactory;
 use pravega_client_shared::{ScopedStream, Segment};
 use std::collections::BTreeMap;
