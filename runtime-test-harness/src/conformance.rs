@@ -460,26 +460,6 @@ pub struct CheckReport {
     pub log: Vec<plugin_log::LogLine>,
 }
 
-/// A source whose `plugin_config.schema` the `[[streams]]` schema's encoder
-/// cannot take. The runtime opens such a source and then refuses every batch
-/// it hands over (the plugin never sees `[[streams]]`), and so does `run`;
-/// `check` says so up front.
-pub fn schema_mismatch(file: &ConnectorFile) -> Option<String> {
-    if file.kind != crate::connector_file::ConnectorKind::Source {
-        return None;
-    }
-    let stream = file.producer_stream().ok()?.schema;
-    match file.declared_schema()? {
-        Err(error) => Some(error),
-        Ok(declared) => (crate::source_messages::stream_accepts(stream, declared) == Some(false))
-            .then(|| {
-                format!(
-                    "plugin_config.schema is {declared} but [[streams]] schema is {stream}: the {stream} encoder refuses {declared} payloads, so the runtime would refuse every batch of this source"
-                )
-            }),
-    }
-}
-
 /// `check`: opens one connector with its file's config (and saved state), then closes it.
 pub fn check_connector(file_path: &Path, state_dir: &Path) -> CheckReport {
     let mut report = CheckReport {
@@ -495,7 +475,7 @@ pub fn check_connector(file_path: &Path, state_dir: &Path) -> CheckReport {
     let result = (|| -> Result<(), String> {
         let file = ConnectorFile::read(file_path)?;
         report.key = file.key.clone();
-        report.warnings.extend(schema_mismatch(&file));
+        report.warnings.extend(file.schema_mismatch());
         let library = library::load(&library::resolve_path(&file.path)?)?;
         let config = file.plugin_config_json()?;
         let (id, close) = match file.kind {

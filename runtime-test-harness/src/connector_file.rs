@@ -261,3 +261,25 @@ fn active_versions(dir: &Path) -> Result<ActiveVersions, String> {
         Err(_) => Ok(ActiveVersions::default()),
     }
 }
+
+impl ConnectorFile {
+    /// A source whose `plugin_config.schema` the `[[streams]]` schema's encoder
+    /// cannot take. The runtime opens such a source and then refuses every batch
+    /// it hands over (the plugin never sees `[[streams]]`), and so does `run`;
+    /// `check` says so up front.
+    pub fn schema_mismatch(&self) -> Option<String> {
+        if self.kind != ConnectorKind::Source {
+            return None;
+        }
+        let stream = self.producer_stream().ok()?.schema;
+        match self.declared_schema()? {
+            Err(error) => Some(error),
+            Ok(declared) => (crate::source_messages::stream_accepts(stream, declared) == Some(false))
+                .then(|| {
+                    format!(
+                        "plugin_config.schema is {declared} but [[streams]] schema is {stream}: the {stream} encoder refuses {declared} payloads, so the runtime would refuse every batch of this source"
+                    )
+                }),
+        }
+    }
+}

@@ -165,7 +165,7 @@ fn open_connector(
     store: &StreamStore,
     stats: &Arc<ConnectorStats>,
 ) -> Result<Opened, String> {
-    if let Some(warning) = crate::conformance::schema_mismatch(file) {
+    if let Some(warning) = file.schema_mismatch() {
         eprintln!("connector {}: warning: {warning}", file.key);
     }
     let path = library::resolve_path(&file.path)?;

@@ -113,7 +113,7 @@ impl fmt::Display for StoreError {
             } => write!(
                 f,
                 "topic '{topic}' in stream '{stream}' cannot have {partitions} partitions (allowed: 1..={})",
-                crate::topic::MAX_PARTITIONS
+                crate::limits::MAX_PARTITIONS
             ),
             Self::InvalidName { kind, name, reason } => {
                 write!(f, "invalid {kind} name {name:?}: {reason}")

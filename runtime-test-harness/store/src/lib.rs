@@ -24,6 +24,7 @@ mod error;
 mod fs_util;
 mod ids;
 mod layout;
+mod limits;
 mod locks;
 mod log_file;
 mod log_record;
@@ -36,6 +37,6 @@ mod store;
 mod topic;
 
 pub use error::StoreError;
+pub use limits::MAX_PARTITIONS;
 pub use message::{NewMessage, StoredMessage, TopicInfo};
 pub use store::StreamStore;
-pub use topic::MAX_PARTITIONS;

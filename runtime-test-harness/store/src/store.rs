@@ -8,11 +8,12 @@ use std::sync::{Arc, RwLock};
 use crate::error::StoreError;
 use crate::fs_util::{create_dir_all, named_subdirs, sync_dir};
 use crate::layout;
+use crate::limits::MAX_PARTITIONS;
 use crate::locks::{read_lock, write_lock};
 use crate::message::{NewMessage, StoredMessage, TopicInfo};
 use crate::names;
 use crate::offsets::ConsumerOffsets;
-use crate::topic::{MAX_PARTITIONS, Topic};
+use crate::topic::Topic;
 
 /// A handle to the store; clones share it and may be used from any thread.
 #[derive(Clone)]

@@ -9,11 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::error::StoreError;
 use crate::fs_util::{create_dir_all, sync_dir, write_atomically};
 use crate::layout;
+use crate::limits::MAX_PARTITIONS;
 use crate::message::{NewMessage, StoredMessage, TopicInfo};
 use crate::partition::Partition;
-
-/// Upper bound on partitions per topic, so a typo cannot create a million log files.
-pub const MAX_PARTITIONS: u32 = 10_000;
 
 pub(crate) struct Topic {
     stream: String,

@@ -1,6 +1,6 @@
 //! The error type connectors return from their trait methods.
 
-use crate::Schema;
+use crate::schema::Schema;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Error {

@@ -1,6 +1,6 @@
 //! How a message payload is to be read (`Schema`) and the decoded payload itself.
 
-use crate::Error;
+use crate::error::Error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};

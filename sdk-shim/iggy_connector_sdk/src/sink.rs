@@ -2,10 +2,11 @@
 //! batch decoding, and the `sink_connector!` macro that exports the symbols.
 
 use crate::boundary::{borrowed, contain};
+use crate::config;
+use crate::connector::Sink;
 use crate::log::{self, LogCallback};
-use crate::{
-    ConsumedMessage, MessagesMetadata, RawMessages, Sink, TopicMetadata, config, get_runtime,
-};
+use crate::runtime::get_runtime;
+use crate::wire::{ConsumedMessage, MessagesMetadata, RawMessages, TopicMetadata};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Display;

@@ -7,9 +7,13 @@
 //! callback's return is taken as the batch's end and Ack is applied here.
 
 use crate::boundary::{CatchPanic, borrowed, contain};
+use crate::config;
+use crate::connector::Source;
 use crate::log::{self, LogCallback};
+use crate::runtime::get_runtime;
 use crate::sink::{STOP_WAIT, close_within};
-use crate::{ConnectorState, ProducedMessages, Source, config, get_runtime};
+use crate::state::ConnectorState;
+use crate::wire::ProducedMessages;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};

@@ -4,7 +4,8 @@
 //! as a sequence of u8 (length, then the bytes), so the wire is unchanged,
 //! but encoding and decoding become one copy instead of a call per byte.
 
-use crate::{ConnectorState, Payload, Schema};
+use crate::schema::{Payload, Schema};
+use crate::state::ConnectorState;
 use iggy_common::{HeaderKey, HeaderValue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -20,8 +20,10 @@ use crate::plan;
 use crate::progress::Progress;
 use crate::reader::Reader;
 use async_nats::jetstream::stream::Stream;
+use async_trait::async_trait;
 use gather::Gathered;
 use iggy_connector_common::admission::InvalidMessages;
+use iggy_connector_common::session_source::SourceSession;
 use iggy_connector_common::{Counters, RateLog};
 use iggy_connector_sdk::source::SourceBatchResult;
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
@@ -80,8 +82,17 @@ pub struct Session {
     rate_log: RateLog,
 }
 
-impl Session {
-    pub async fn open(
+#[async_trait]
+impl SourceSession for Session {
+    type Config = SourceConfig;
+    const NAME: &'static str = "NATS JetStream source";
+    const PLUGIN: &'static str = "nats_jetstream_source";
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    async fn open(
         id: u32,
         config: SourceConfig,
         state: Option<ConnectorState>,
@@ -134,7 +145,7 @@ impl Session {
         Ok(session)
     }
 
-    pub async fn poll(&mut self) -> Result<ProducedMessages, Error> {
+    async fn poll(&mut self) -> Result<ProducedMessages, Error> {
         if !self.look_for_stream().await? {
             return Ok(self.batch(Vec::new(), None));
         }
@@ -180,15 +191,15 @@ impl Session {
         Ok(self.batch(gathered.messages, state))
     }
 
-    pub fn invalid_messages(&self) -> InvalidMessages {
+    fn invalid_messages(&self) -> InvalidMessages {
         self.invalid_messages
     }
 
-    pub fn describe(&self, message: &ProducedMessage) -> String {
+    fn describe(&self, message: &ProducedMessage) -> String {
         self.mapper.describe(message)
     }
 
-    pub async fn on_batch_result(&mut self, result: SourceBatchResult) {
+    async fn on_batch_result(&mut self, result: SourceBatchResult) {
         match result {
             SourceBatchResult::Ack => self.commit().await,
             SourceBatchResult::Nack => self.roll_back().await,
@@ -197,7 +208,7 @@ impl Session {
             .maybe_log("nats_jetstream_source", &self.counters, REPORT_EVERY);
     }
 
-    pub async fn close(&mut self) {
+    async fn close(&mut self) {
         self.fetches.abort_all();
         let finish = async {
             self.settle_acks(0).await;
@@ -224,7 +235,9 @@ impl Session {
             self.counters.summary()
         );
     }
+}
 
+impl Session {
     fn batch(
         &self,
         messages: Vec<ProducedMessage>,

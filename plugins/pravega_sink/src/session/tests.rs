@@ -6,6 +6,8 @@
 //! at a chosen call, a stall of a chosen length, time under a paused clock.
 
 use super::*;
+use crate::PravegaSink;
+use crate::{mapping, writer};
 use iggy_connector_pravega_common::fake::{FakePravega, Faults};
 use iggy_connector_sdk::{Payload, Schema};
 use std::time::Duration;
