@@ -1,15 +1,18 @@
 //! The `Sink` glue every sink shares: the config waits for `open`, which
-//! builds the plugin's session and starts its metrics endpoint; `consume`
-//! goes to the session, timed; `close` ends both. A plugin implements
-//! `SinkSession` and exports `sink_connector!(SessionSink<ItsSession>)`.
+//! builds the plugin's session with its counters and starts its metrics
+//! endpoint; `consume` goes to the session, timed, and the counters are
+//! logged now and then; `close` ends both and logs the totals. A plugin
+//! implements `SinkSession` and exports
+//! `sink_connector!(SessionSink<ItsSession>)`.
 
 use async_trait::async_trait;
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, Sink, TopicMetadata};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::Counters;
 use crate::metrics::{Metered, Telemetry};
+use crate::{Counters, RateLog};
 
 #[async_trait]
 pub trait SinkSession: Send + Sync + Sized + 'static {
@@ -18,11 +21,14 @@ pub trait SinkSession: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// The crate's suffix, e.g. "s2_sink": the prefix of its metric names.
     const PLUGIN: &'static str;
+    /// The session's counters, in the order they are logged; the first one's
+    /// rate is logged too. The metrics endpoint serves them all.
+    const COUNTERS: &'static [&'static str];
+    /// How often the counters are logged while batches flow.
+    const REPORT_EVERY: Duration = Duration::from_secs(30);
 
-    /// Validates the config and connects.
-    async fn open(id: u32, config: Self::Config) -> Result<Self, Error>;
-    /// The session's counters, which the metrics endpoint serves.
-    fn counters(&self) -> Arc<Counters>;
+    /// Validates the config and connects; `counters` holds `COUNTERS`.
+    async fn open(id: u32, config: Self::Config, counters: Arc<Counters>) -> Result<Self, Error>;
     /// Writes a batch; `Ok` once it is durably written.
     async fn consume(
         &self,
@@ -30,14 +36,24 @@ pub trait SinkSession: Send + Sync + Sized + 'static {
         metadata: MessagesMetadata,
         messages: Vec<ConsumedMessage>,
     ) -> Result<(), Error>;
-    async fn close(&mut self) -> Result<(), Error>;
+    /// Finishes what is in flight; the shell logs the counters afterwards.
+    async fn close(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 pub struct SessionSink<S: SinkSession> {
     id: u32,
     /// Until `open` takes it.
     pending: Option<S::Config>,
-    open: Option<(S, Telemetry)>,
+    open: Option<Opened<S>>,
+}
+
+struct Opened<S> {
+    session: S,
+    telemetry: Telemetry,
+    counters: Arc<Counters>,
+    rate_log: RateLog,
 }
 
 // Upstream's SDK requires `Debug` of a connector type; the config and the
@@ -69,13 +85,19 @@ impl<S: SinkSession> Sink for SessionSink<S> {
             .take()
             .ok_or_else(|| Error::InitError(format!("{} {} is already open", S::NAME, self.id)))?;
         let metrics = config.metrics().cloned();
-        let mut session = S::open(self.id, config).await?;
-        let mut telemetry = Telemetry::sink(S::PLUGIN, &session.counters());
+        let counters = Arc::new(Counters::new(S::COUNTERS));
+        let mut session = S::open(self.id, config, Arc::clone(&counters)).await?;
+        let mut telemetry = Telemetry::sink(S::PLUGIN, &counters);
         if let Err(error) = telemetry.serve(metrics.as_ref(), self.id).await {
             let _ = session.close().await;
             return Err(error);
         }
-        self.open = Some((session, telemetry));
+        self.open = Some(Opened {
+            session,
+            telemetry,
+            counters,
+            rate_log: RateLog::new(),
+        });
         Ok(())
     }
 
@@ -85,20 +107,31 @@ impl<S: SinkSession> Sink for SessionSink<S> {
         metadata: MessagesMetadata,
         messages: Vec<ConsumedMessage>,
     ) -> Result<(), Error> {
-        let (session, telemetry) = self
+        let opened = self
             .open
             .as_ref()
             .ok_or_else(|| Error::InitError(format!("{} {} is not open", S::NAME, self.id)))?;
         let count = messages.len();
-        let write = session.consume(topic, metadata, messages);
-        telemetry.timed_write(count, write).await
+        let write = opened.session.consume(topic, metadata, messages);
+        let result = opened.telemetry.timed_write(count, write).await;
+        opened
+            .rate_log
+            .maybe_log(S::PLUGIN, &opened.counters, S::REPORT_EVERY);
+        result
     }
 
     async fn close(&mut self) -> Result<(), Error> {
         match self.open.take() {
-            Some((mut session, mut telemetry)) => {
-                telemetry.stop();
-                session.close().await
+            Some(mut opened) => {
+                opened.telemetry.stop();
+                let result = opened.session.close().await;
+                tracing::info!(
+                    "{} {} closed: {}",
+                    S::NAME,
+                    self.id,
+                    opened.counters.summary()
+                );
+                result
             }
             None => Ok(()),
         }

@@ -7,7 +7,7 @@ use crate::publisher::{Item, Publisher};
 use crate::stream_check;
 use async_trait::async_trait;
 use iggy_connector_common::session_sink::SinkSession;
-use iggy_connector_common::{Counters, RateLog};
+use iggy_connector_common::Counters;
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +36,6 @@ pub struct Session {
     config: SinkConfig,
     connected: Connected,
     counters: Arc<Counters>,
-    rate_log: RateLog,
     /// Withheld `Nats-*` headers are logged once, then only counted.
     withheld_logged: AtomicBool,
 }
@@ -79,12 +78,9 @@ impl SinkSession for Session {
     type Config = SinkConfig;
     const NAME: &'static str = "NATS JetStream sink";
     const PLUGIN: &'static str = "nats_jetstream_sink";
+    const COUNTERS: &'static [&'static str] = &COUNTERS;
 
-    fn counters(&self) -> Arc<Counters> {
-        Arc::clone(&self.counters)
-    }
-
-    async fn open(id: u32, config: SinkConfig) -> Result<Self, Error> {
+    async fn open(id: u32, config: SinkConfig, counters: Arc<Counters>) -> Result<Self, Error> {
         config.validate().map_err(Error::InvalidConfigValue)?;
         let mapper = Mapper::new(&config).map_err(Error::InvalidConfigValue)?;
         let client = config
@@ -120,8 +116,7 @@ impl SinkSession for Session {
                 mapper,
                 publisher,
             },
-            counters: Arc::new(Counters::new(&COUNTERS)),
-            rate_log: RateLog::new(),
+            counters,
             withheld_logged: AtomicBool::new(false),
         })
     }
@@ -169,11 +164,6 @@ impl SinkSession for Session {
             .publisher
             .publish_all(&items, |item| mapper.headers(item.message))
             .await;
-        self.rate_log.maybe_log(
-            "nats_jetstream_sink",
-            &self.counters,
-            Duration::from_secs(30),
-        );
         match result {
             Ok(report) => {
                 self.counters.add("stored", report.stored);
@@ -209,11 +199,6 @@ impl SinkSession for Session {
                 self.id
             ),
         }
-        tracing::info!(
-            "NATS JetStream sink {} closed: {}",
-            self.id,
-            self.counters.summary()
-        );
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use crate::mapping::{Mapper, Origin};
 use crate::writer::{self, Outcome};
 use async_trait::async_trait;
 use iggy_connector_common::session_sink::SinkSession;
-use iggy_connector_common::{Counters, RateLog};
+use iggy_connector_common::Counters;
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +49,6 @@ pub struct Session {
     /// With `pipelined_writes`: the write of the last batch handed over.
     in_flight: tokio::sync::Mutex<Option<BackgroundWrite>>,
     counters: Arc<Counters>,
-    rate_log: RateLog,
 }
 
 impl Session {
@@ -126,8 +125,6 @@ impl Session {
         self.counters.add("points_written", outcome.written as u64);
         self.counters.add("requests", outcome.requests as u64);
         self.counters.add("split_requests", outcome.splits as u64);
-        self.rate_log
-            .maybe_log("opengemini_sink", &self.counters, Duration::from_secs(30));
         for refused in &outcome.refused {
             self.counters.add("refused_points", refused.points as u64);
             tracing::error!(
@@ -186,12 +183,9 @@ impl SinkSession for Session {
     type Config = SinkConfig;
     const NAME: &'static str = "openGemini sink";
     const PLUGIN: &'static str = "opengemini_sink";
+    const COUNTERS: &'static [&'static str] = &COUNTERS;
 
-    fn counters(&self) -> Arc<Counters> {
-        Arc::clone(&self.counters)
-    }
-
-    async fn open(id: u32, config: SinkConfig) -> Result<Self, Error> {
+    async fn open(id: u32, config: SinkConfig, counters: Arc<Counters>) -> Result<Self, Error> {
         config.validate().map_err(Error::InvalidConfigValue)?;
         let mapper =
             Mapper::new(&config.mapping, config.precision).map_err(Error::InvalidConfigValue)?;
@@ -202,8 +196,7 @@ impl SinkSession for Session {
             client,
             mapper,
             in_flight: tokio::sync::Mutex::new(None),
-            counters: Arc::new(Counters::new(&COUNTERS)),
-            rate_log: RateLog::new(),
+            counters,
         };
         session.ping_endpoints().await?;
         let (client, config) = (&session.client, &session.config);
@@ -286,11 +279,6 @@ impl SinkSession for Session {
         if let Err(error) = &result {
             tracing::error!("openGemini sink {}: at close: {error}", self.id);
         }
-        tracing::info!(
-            "openGemini sink {} closed: {}",
-            self.id,
-            self.counters.summary()
-        );
         result
     }
 }

@@ -9,12 +9,11 @@ use crate::writer::{WriteError, Writer};
 use async_trait::async_trait;
 use iggy_connector_common::retry::retry;
 use iggy_connector_common::session_sink::SinkSession;
-use iggy_connector_common::{Counters, RateLog};
+use iggy_connector_common::Counters;
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata};
 use s2_sdk::types::{AppendRecord, FencingToken};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -44,7 +43,6 @@ pub struct Session {
     config: SinkConfig,
     connected: Connected,
     counters: Arc<Counters>,
-    rate_log: RateLog,
 }
 
 impl Session {
@@ -144,12 +142,9 @@ impl SinkSession for Session {
     type Config = SinkConfig;
     const NAME: &'static str = "S2 sink";
     const PLUGIN: &'static str = "s2_sink";
+    const COUNTERS: &'static [&'static str] = &COUNTERS;
 
-    fn counters(&self) -> Arc<Counters> {
-        Arc::clone(&self.counters)
-    }
-
-    async fn open(id: u32, config: SinkConfig) -> Result<Self, Error> {
+    async fn open(id: u32, config: SinkConfig, counters: Arc<Counters>) -> Result<Self, Error> {
         config.validate().map_err(Error::InvalidConfigValue)?;
         let template = StreamTemplate::parse(&config.stream).map_err(Error::InvalidConfigValue)?;
         let upsert = config
@@ -201,8 +196,7 @@ impl SinkSession for Session {
                 mapper: Mapper::new(upsert),
                 writer: Mutex::new(writer),
             },
-            counters: Arc::new(Counters::new(&COUNTERS)),
-            rate_log: RateLog::new(),
+            counters,
         })
     }
 
@@ -229,13 +223,10 @@ impl SinkSession for Session {
                 return Err(Error::CannotStoreData(reason));
             }
         }
-        self.rate_log
-            .maybe_log("s2_sink", &self.counters, Duration::from_secs(30));
         Ok(())
     }
 
     async fn close(&mut self) -> Result<(), Error> {
-        tracing::info!("S2 sink {} closed: {}", self.id, self.counters.summary());
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use crate::positions;
 use crate::writer::Writer;
 use async_trait::async_trait;
 use iggy_connector_common::session_sink::SinkSession;
-use iggy_connector_common::{Counters, RateLog, retry};
+use iggy_connector_common::{Counters, retry};
 use iggy_connector_pravega_common::RealClient;
 use iggy_connector_pravega_common::client::{ClientError, PravegaClient, ScalingPolicy};
 use iggy_connector_sdk::{ConsumedMessage, Error, MessagesMetadata, TopicMetadata};
@@ -40,7 +40,6 @@ pub struct Session {
     config: SinkConfig,
     connected: Connected,
     counters: Arc<Counters>,
-    rate_log: RateLog,
 }
 
 impl Session {
@@ -49,6 +48,7 @@ impl Session {
         id: u32,
         config: SinkConfig,
         client: Arc<dyn PravegaClient>,
+        counters: Arc<Counters>,
     ) -> Result<Self, Error> {
         let connection = &config.connection;
         let unreachable = |e: &dyn std::fmt::Display| Error::Connection(connection.describe(e));
@@ -95,7 +95,6 @@ impl Session {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
             ^ (u128::from(id) << 96);
-        let counters = Arc::new(Counters::new(&COUNTERS));
         let connected = Connected {
             create,
             mapper: Mapper::new(
@@ -122,7 +121,6 @@ impl Session {
             config,
             connected,
             counters,
-            rate_log: RateLog::new(),
         })
     }
 
@@ -223,19 +221,16 @@ impl SinkSession for Session {
     type Config = SinkConfig;
     const NAME: &'static str = "Pravega sink";
     const PLUGIN: &'static str = "pravega_sink";
+    const COUNTERS: &'static [&'static str] = &COUNTERS;
 
-    fn counters(&self) -> Arc<Counters> {
-        Arc::clone(&self.counters)
-    }
-
-    async fn open(id: u32, config: SinkConfig) -> Result<Self, Error> {
+    async fn open(id: u32, config: SinkConfig, counters: Arc<Counters>) -> Result<Self, Error> {
         config.validate().map_err(Error::InvalidConfigValue)?;
         for risk in config.connection.risks() {
             tracing::warn!("Pravega sink {id}: {risk}");
         }
         let client = RealClient::connect(&config.connection, config.transaction_timeout)
             .map_err(Error::InitError)?;
-        Self::connect(id, config, Arc::new(client)).await
+        Self::connect(id, config, Arc::new(client), counters).await
     }
 
     async fn consume(
@@ -251,17 +246,10 @@ impl SinkSession for Session {
         if result.is_err() {
             self.counters.add("failed_batches", 1);
         }
-        self.rate_log
-            .maybe_log("pravega_sink", &self.counters, Duration::from_secs(30));
         result
     }
 
     async fn close(&mut self) -> Result<(), Error> {
-        tracing::info!(
-            "Pravega sink {} closed: {}",
-            self.id,
-            self.counters.summary()
-        );
         Ok(())
     }
 }

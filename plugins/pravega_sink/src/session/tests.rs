@@ -55,7 +55,7 @@ fn metadata(partition: u32) -> MessagesMetadata {
 }
 
 async fn open(extra: &str, client: Arc<dyn PravegaClient>) -> Session {
-    match Session::connect(1, config(extra), client).await {
+    match Session::connect(1, config(extra), client, Arc::new(Counters::new(&COUNTERS))).await {
         Ok(session) => session,
         Err(error) => panic!("open failed: {error}"),
     }
@@ -318,7 +318,14 @@ async fn a_stalled_attempt_is_cut_by_attempt_timeout_and_retried() {
 
 #[tokio::test]
 async fn open_fails_on_a_missing_stream_unless_asked_to_create_it() {
-    let Err(error) = Session::connect(1, config(""), Arc::new(FakePravega::new())).await else {
+    let Err(error) = Session::connect(
+        1,
+        config(""),
+        Arc::new(FakePravega::new()),
+        Arc::new(Counters::new(&COUNTERS)),
+    )
+    .await
+    else {
         panic!("a missing stream was accepted");
     };
     assert!(error.to_string().contains("does not exist"), "{error}");
