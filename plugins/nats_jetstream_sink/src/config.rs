@@ -4,7 +4,7 @@
 use iggy_connector_common::RetryPolicy;
 use iggy_connector_common::duration::serde_duration;
 use iggy_connector_common::metrics::{Metered, MetricsSettings};
-use iggy_connector_common::retry::outage_policy;
+use iggy_connector_common::retry::{OUTAGE_DEADLINE, outage_policy};
 use iggy_connector_nats_jetstream_common::NatsConnection;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -105,7 +105,9 @@ pub struct StreamSettings {
     pub retention: Retention,
     #[serde(default = "one")]
     pub replicas: usize,
-    #[serde(default = "two_minutes", with = "serde_duration")]
+    /// How long JetStream remembers a `Nats-Msg-Id`; by default as long as
+    /// the default retries go on, so a retried batch is never stored twice.
+    #[serde(default = "outage_deadline", with = "serde_duration")]
     pub duplicate_window: Duration,
     /// 0 keeps messages forever.
     #[serde(default, with = "serde_duration")]
@@ -156,8 +158,8 @@ fn one() -> usize {
     1
 }
 
-fn two_minutes() -> Duration {
-    Duration::from_secs(120)
+fn outage_deadline() -> Duration {
+    OUTAGE_DEADLINE
 }
 
 fn unlimited() -> i64 {

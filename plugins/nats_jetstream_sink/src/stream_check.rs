@@ -3,10 +3,11 @@
 //! clearly instead of on every batch.
 
 use crate::ack::FullSubject;
-use crate::config::{Discard, Retention, SinkConfig, Storage, StreamSettings};
+use crate::config::{Discard, MessageIdSource, Retention, SinkConfig, Storage, StreamSettings};
 use crate::subject_template::SubjectTemplate;
 use async_nats::jetstream::{self, stream};
 use iggy_connector_nats_jetstream_common::subjects;
+use std::time::Duration;
 
 fn stream_config(
     name: &str,
@@ -78,8 +79,28 @@ pub async fn ensure_stream(
     if config.stream.is_some() {
         check_capture(&name, &info.config.subjects, config, template)?;
     }
+    if let Some(gap) = dedup_gap(&name, info.config.duplicate_window, config) {
+        tracing::warn!("{gap}");
+    }
     let full_subject = full_subject(&name, &info.config, config.create_stream.as_ref())?;
     Ok(Target { name, full_subject })
+}
+
+/// A message stored just before an outage whose PubAck was lost is published
+/// again when the server is back; only the duplicate window makes it a
+/// duplicate. Retries that outlast the window can store it twice.
+fn dedup_gap(name: &str, window: Duration, config: &SinkConfig) -> Option<String> {
+    if config.message_id == MessageIdSource::None {
+        return None;
+    }
+    let retries_for = config.retry.max_elapsed?;
+    (window < retries_for).then(|| {
+        format!(
+            "stream `{name}` remembers message ids for {window:?} but retry.max_elapsed is {retries_for:?}: \
+             a batch retried after {window:?} may be stored twice; raise the stream's duplicate_window \
+             (create_stream.duplicate_window for a new stream) or lower retry.max_elapsed"
+        )
+    })
 }
 
 async fn stream_name(
@@ -167,4 +188,50 @@ fn full_subject(
         return Ok(FullSubject::Duplicate);
     }
     Ok(FullSubject::Unstorable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: serde_json::Value) -> SinkConfig {
+        let mut json =
+            serde_json::json!({"servers": ["nats://127.0.0.1:4222"], "subject": "orders"});
+        json.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_created_stream_remembers_ids_as_long_as_the_default_retries_go_on() {
+        let config = config(serde_json::json!({"stream": "ORDERS", "create_stream": {}}));
+        let settings = config.create_stream.as_ref().unwrap();
+        let template = SubjectTemplate::parse("orders").unwrap();
+        let created = stream_config("ORDERS", settings, &template);
+        assert_eq!(Some(created.duplicate_window), config.retry.max_elapsed);
+        assert!(dedup_gap("ORDERS", created.duplicate_window, &config).is_none());
+    }
+
+    #[test]
+    fn a_window_shorter_than_the_retries_is_named_with_both_settings() {
+        let gap = dedup_gap(
+            "ORDERS",
+            Duration::from_secs(120),
+            &config(serde_json::json!({})),
+        )
+        .unwrap();
+        assert!(gap.contains("stream `ORDERS`"), "{gap}");
+        assert!(gap.contains("retry.max_elapsed is 300s"), "{gap}");
+        assert!(gap.contains("create_stream.duplicate_window"), "{gap}");
+    }
+
+    #[test]
+    fn no_gap_without_message_ids_or_without_a_retry_deadline() {
+        let short = Duration::from_secs(1);
+        let no_ids = config(serde_json::json!({"message_id": "none"}));
+        assert!(dedup_gap("S", short, &no_ids).is_none());
+        let bounded = config(serde_json::json!({"retry": {"max_elapsed": "1s"}}));
+        assert!(dedup_gap("S", short, &bounded).is_none());
+    }
 }
