@@ -19,17 +19,11 @@ fn cursor(next: u8) -> Vec<u8> {
 
 /// A source connector file with one `[[streams]]` entry per `(topic, schema)`.
 fn source_file(ws: &Workspace, key: &str, streams: &[(&str, &str)], plugin_config: &str) {
-    let mut text = format!(
-        "type = \"source\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n",
-        testkit_source().display()
-    );
-    for (topic, schema) in streams {
-        text.push_str(&format!(
-            "[[streams]]\nstream = \"orders\"\ntopic = \"{topic}\"\nschema = \"{schema}\"\n\n"
-        ));
-    }
-    text.push_str(&format!("[plugin_config]\n{plugin_config}\n"));
-    std::fs::write(ws.connectors().join(format!("{key}.toml")), text).unwrap();
+    let streams: String = streams
+        .iter()
+        .map(|(topic, schema)| source_stream(topic, schema))
+        .collect();
+    ws.connector_file("source", key, &testkit_source(), &streams, plugin_config);
 }
 
 /// Runs for `seconds` (a source stuck on a refused batch never goes idle).
@@ -47,15 +41,9 @@ fn last_error(connector: &serde_json::Value) -> &str {
 fn every_source_is_opened_before_any_sink() {
     let ws = Workspace::new();
     // File names sort the sink first: the order is the runtime's, not the directory's.
-    ws.sink(
-        "a_sink",
-        &testkit_sink(),
-        "created",
-        &format!("record_path = \"{}\"", ws.path("out.jsonl").display()),
-    );
+    let record = ws.recording_sink("a_sink", "created", "");
     ws.source("z_source", &testkit_source(), "created", "total = 10");
-    let (output, report) = ws.run(&[]);
-    assert!(output.status.success(), "{report}");
+    let (_, report) = ws.run_ok(&[]);
     let source = connector(&report, "z_source");
     let sink = connector(&report, "a_sink");
     assert!(
@@ -66,7 +54,7 @@ fn every_source_is_opened_before_any_sink() {
         (source["status"].as_str(), sink["status"].as_str()),
         (Some("running"), Some("running"))
     );
-    assert_eq!(recorded(&ws.path("out.jsonl")).len(), 10);
+    assert_eq!(recorded(&record).len(), 10);
 }
 
 #[test]
@@ -213,8 +201,7 @@ fn a_v1_source_loses_only_the_bad_message_as_under_runtime_0_4() {
         "created",
         "total = 30\nbatch_size = 10\nbad_seq = 5",
     );
-    let (output, report) = ws.run(&[]);
-    assert!(output.status.success(), "{report}");
+    let (_, report) = ws.run_ok(&[]);
     let expected: Vec<u64> = (0..30).filter(|seq| *seq != 5).collect();
     assert_eq!(seqs(&ws.dump("created"), false), expected);
     let legacy = connector(&report, "legacy");
@@ -237,7 +224,7 @@ fn a_store_slower_than_the_sdks_result_timeout_plays_out_as_under_the_runtime() 
     );
     // The SDK waits 30 s for a batch's answer: batch 1 is stored after 31 s.
     let (output, report) = ws.run_ending(&until_idle("1s", &["--fault", "delay-store=1:31s"]));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(
         stderr.contains("no result for batch 1"),
         "the SDK gave up waiting: {stderr}"
@@ -292,9 +279,8 @@ fn a_source_with_several_streams_produces_to_the_last() {
         &[("first", "json"), ("second", "json")],
         "total = 7",
     );
-    let (output, report) = ws.run(&[]);
-    assert!(output.status.success(), "{report}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("produces to the last one"));
+    let (output, _) = ws.run_ok(&[]);
+    assert!(stderr(&output).contains("produces to the last one"));
     assert!(ws.dump("first").is_empty());
     assert_eq!(seqs(&ws.dump("second"), false), (0..7).collect::<Vec<_>>());
 }
@@ -319,7 +305,7 @@ fn a_connector_file_missing_a_required_key_is_an_error_naming_it() {
                 .collect::<Vec<_>>(),
         );
         assert_eq!(output.status.code(), Some(2), "{key}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = stderr(&output);
         assert!(
             stderr.contains(&format!("missing field `{key}`")) && stderr.contains("gen.toml"),
             "{key}: {stderr}"
@@ -336,8 +322,7 @@ fn the_highest_version_of_a_key_runs_unless_another_is_active() {
         .replace("version = 0", "version = 1")
         .replace("total = 4", "total = 9");
     std::fs::write(ws.connectors().join("gen_v1.toml"), v1).unwrap();
-    let (output, report) = ws.run(&[]);
-    assert!(output.status.success(), "{report}");
+    let (_, report) = ws.run_ok(&[]);
     assert_eq!(report["connectors"].as_array().unwrap().len(), 1);
     assert_eq!(seqs(&ws.dump("created"), false), (0..9).collect::<Vec<_>>());
 
@@ -359,13 +344,7 @@ fn the_highest_version_of_a_key_runs_unless_another_is_active() {
 fn a_failed_consume_is_lost_by_default_as_the_runtime_commits_on_poll() {
     let ws = Workspace::new();
     ws.produce("created", 400);
-    let record = ws.path("out.jsonl");
-    ws.sink(
-        "audit",
-        &testkit_sink(),
-        "created",
-        &format!("record_path = \"{}\"\nfail_every = 2", record.display()),
-    );
+    let record = ws.recording_sink("audit", "created", "fail_every = 2");
     let (output, report) = ws.run(&[]);
     assert!(
         output.status.success(),
@@ -391,9 +370,8 @@ fn check_warns_when_the_declared_schema_cannot_reach_the_stream() {
         "created",
         "total = 5\nschema = \"raw\"",
     );
-    let file = ws.connectors().join("gen.toml");
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = ws.check("gen");
+    let report = json_report(&output);
     assert!(
         output.status.success(),
         "it opens, as under the runtime: {report}"
@@ -404,6 +382,7 @@ fn check_warns_when_the_declared_schema_cannot_reach_the_stream() {
             && warning.contains("[[streams]] schema is json"),
         "{report}"
     );
+    let file = ws.connectors().join("gen.toml");
     let text = ws.harness(&["check", file.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("warning: plugin_config.schema is raw"));
 }

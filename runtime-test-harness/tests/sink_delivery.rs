@@ -8,22 +8,12 @@ const AFTER_CONSUME: [&str; 2] = ["--commit", "after-consume"];
 
 use iggy_harness_test_support::*;
 
-fn record_config(ws: &Workspace, name: &str, extra: &str) -> (std::path::PathBuf, String) {
-    let record = ws.path(name);
-    (
-        record.clone(),
-        format!("record_path = \"{}\"\n{extra}", record.display()),
-    )
-}
-
 #[test]
 fn failed_batches_are_retried_so_every_message_arrives() {
     let ws = Workspace::new();
     ws.produce("created", 2000);
-    let (record, config) = record_config(&ws, "out.jsonl", "fail_every = 3");
-    ws.sink("audit", &testkit_sink(), "created", &config);
-    let (output, report) = ws.run(&AFTER_CONSUME);
-    assert!(output.status.success(), "{report}");
+    let record = ws.recording_sink("audit", "created", "fail_every = 3");
+    let (_, report) = ws.run_ok(&AFTER_CONSUME);
     let got = seqs(&recorded(&record), true);
     assert_eq!(
         sorted(got.clone()),
@@ -48,8 +38,7 @@ fn failed_batches_are_retried_so_every_message_arrives() {
 fn on_poll_commit_loses_the_failed_batches_like_the_runtime() {
     let ws = Workspace::new();
     ws.produce("created", 1000);
-    let (record, config) = record_config(&ws, "out.jsonl", "fail_every = 2");
-    ws.sink("audit", &testkit_sink(), "created", &config);
+    let record = ws.recording_sink("audit", "created", "fail_every = 2");
     let (_, report) = ws.run(&["--commit", "on-poll"]);
     let got = seqs(&recorded(&record), true);
     // Batches of 100: every second consume fails and is never delivered again.
@@ -62,8 +51,7 @@ fn on_poll_commit_loses_the_failed_batches_like_the_runtime() {
 fn a_restarted_sink_resumes_after_its_committed_offset() {
     let ws = Workspace::new();
     ws.produce("created", 700);
-    let (record, config) = record_config(&ws, "out.jsonl", "");
-    ws.sink("audit", &testkit_sink(), "created", &config);
+    let record = ws.recording_sink("audit", "created", "");
     let (first, _) = ws.run(&[]);
     assert!(first.status.success());
     ws.produce("created", 300);
@@ -84,8 +72,7 @@ fn a_restarted_sink_resumes_after_its_committed_offset() {
 fn redelivered_batches_reach_the_sink_twice_and_nothing_is_lost() {
     let ws = Workspace::new();
     ws.produce("created", 1000);
-    let (record, config) = record_config(&ws, "out.jsonl", "");
-    ws.sink("audit", &testkit_sink(), "created", &config);
+    let record = ws.recording_sink("audit", "created", "");
     let (output, _) = ws.run(&["--fault", "redeliver-every=4"]);
     assert!(output.status.success());
     let got = seqs(&recorded(&record), true);
@@ -99,17 +86,15 @@ fn redelivered_batches_reach_the_sink_twice_and_nothing_is_lost() {
 fn an_undecodable_message_is_reported_with_its_offset_and_the_rest_flows() {
     let ws = Workspace::new();
     ws.produce("created", 300);
-    let (record, config) = record_config(&ws, "out.jsonl", "");
-    ws.sink("audit", &testkit_sink(), "created", &config);
-    let (output, report) = ws.run(&["--fault", "corrupt-every=2"]);
-    assert!(output.status.success(), "{report}");
+    let record = ws.recording_sink("audit", "created", "");
+    let (output, _) = ws.run_ok(&["--fault", "corrupt-every=2"]);
     let got = seqs(&recorded(&record), true);
     let expected: Vec<u64> = (0..300).filter(|seq| *seq != 100).collect();
     assert_eq!(
         got, expected,
         "only the corrupted message of batch 2 is missing"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(
         stderr.contains("do not decode as json") && stderr.contains("(offsets 100;"),
         "the SDK names the offset: {stderr}"
@@ -120,15 +105,13 @@ fn an_undecodable_message_is_reported_with_its_offset_and_the_rest_flows() {
 fn a_panicking_sink_returns_an_error_and_the_batch_is_retried() {
     let ws = Workspace::new();
     ws.produce("created", 500);
-    let (record, config) = record_config(&ws, "out.jsonl", "panic_every = 2");
-    ws.sink("audit", &testkit_sink(), "created", &config);
-    let (output, report) = ws.run(&AFTER_CONSUME);
-    assert!(output.status.success(), "{report}");
+    let record = ws.recording_sink("audit", "created", "panic_every = 2");
+    let (output, report) = ws.run_ok(&AFTER_CONSUME);
     assert_eq!(
         sorted(seqs(&recorded(&record), true)),
         (0..500).collect::<Vec<_>>()
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("panicked in iggy_sink_consume"));
+    assert!(stderr(&output).contains("panicked in iggy_sink_consume"));
     assert!(connector(&report, "audit")["errors"].as_u64().unwrap() >= 2);
 }
 
@@ -137,8 +120,7 @@ fn a_sink_that_panics_in_open_fails_alone() {
     let ws = Workspace::new();
     ws.produce("created", 100);
     ws.sink("broken", &testkit_sink(), "created", "panic_on_open = true");
-    let (record, config) = record_config(&ws, "out.jsonl", "");
-    ws.sink("healthy", &testkit_sink(), "created", &config);
+    let record = ws.recording_sink("healthy", "created", "");
     let (output, report) = ws.run(&[]);
     assert_eq!(
         output.status.code(),
@@ -184,10 +166,8 @@ fn a_sink_that_keeps_failing_gives_up_after_max_attempts() {
 fn injected_sink_failures_are_retried_without_calling_the_plugin_twice() {
     let ws = Workspace::new();
     ws.produce("created", 600);
-    let (record, config) = record_config(&ws, "out.jsonl", "");
-    ws.sink("audit", &testkit_sink(), "created", &config);
-    let (output, report) = ws.run(&["--fault", "fail-sink-every=3", "--commit", "after-consume"]);
-    assert!(output.status.success(), "{report}");
+    let record = ws.recording_sink("audit", "created", "");
+    let (_, report) = ws.run_ok(&["--fault", "fail-sink-every=3", "--commit", "after-consume"]);
     assert_eq!(
         seqs(&recorded(&record), true),
         (0..600).collect::<Vec<_>>(),
@@ -207,8 +187,7 @@ fn injected_sink_failures_are_retried_without_calling_the_plugin_twice() {
 fn batches_are_polled_at_most_once_per_poll_interval() {
     let ws = Workspace::new();
     ws.produce("created", 50);
-    let (record, config) = record_config(&ws, "out.jsonl", "");
-    ws.sink("audit", &testkit_sink(), "created", &config);
+    let record = ws.recording_sink("audit", "created", "");
     let file = ws.connectors().join("audit.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     let paced = text

@@ -30,9 +30,8 @@ fn nacked_batches_are_polled_again_and_stored_once() {
         "created",
         "total = 2000\nbatch_size = 100",
     );
-    let (output, report) = ws.run(&["--fault", "nack-every=3"]);
-    assert!(output.status.success(), "{report}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("runs the v2 protocol"));
+    let (output, report) = ws.run_ok(&["--fault", "nack-every=3"]);
+    assert!(stderr(&output).contains("runs the v2 protocol"));
     let stored = seqs(&ws.dump("created"), false);
     assert_eq!(
         stored,
@@ -124,7 +123,7 @@ fn failing_and_panicking_polls_are_retried_without_loss() {
     // can outlast the usual 700 ms idle end and cut the run short.
     let (output, report) = ws.run_ending(&until_idle("3s", &[]));
     assert!(output.status.success(), "{report}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(stderr.contains("panicked in poll"), "{stderr}");
     assert!(stderr.contains("failed to poll"), "{stderr}");
     assert_eq!(
@@ -158,9 +157,8 @@ fn a_library_without_v2_is_driven_through_v1() {
         "created",
         "total = 250\nbatch_size = 25",
     );
-    let (output, report) = ws.run(&[]);
-    assert!(output.status.success(), "{report}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("runs the v1 protocol"));
+    let (output, _) = ws.run_ok(&[]);
+    assert!(stderr(&output).contains("runs the v1 protocol"));
     assert_eq!(
         seqs(&ws.dump("created"), false),
         (0..250).collect::<Vec<_>>()
@@ -181,15 +179,8 @@ fn source_to_sink_pipeline_through_one_store() {
         "created",
         "total = 3000\nbatch_size = 200",
     );
-    let record = ws.path("out.jsonl");
-    ws.sink(
-        "audit",
-        &testkit_sink(),
-        "created",
-        &format!("record_path = \"{}\"", record.display()),
-    );
-    let (output, report) = ws.run(&["--partitions", "3"]);
-    assert!(output.status.success(), "{report}");
+    let record = ws.recording_sink("audit", "created", "");
+    let (_, report) = ws.run_ok(&["--partitions", "3"]);
     assert_eq!(
         sorted(seqs(&recorded(&record), true)),
         (0..3000).collect::<Vec<_>>()

@@ -76,8 +76,7 @@ fn check_names_the_bad_field_of_a_config() {
         "created",
         "fail_every = \"often\"",
     );
-    let file = ws.connectors().join("audit.toml");
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    let output = ws.check("audit");
     assert_eq!(output.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let errors: Vec<&str> = report["log"]
@@ -101,8 +100,7 @@ fn check_names_the_bad_field_of_a_config() {
 fn check_opens_and_closes_a_good_connector() {
     let ws = Workspace::new();
     ws.source("gen", &testkit_source(), "created", "total = 5");
-    let file = ws.connectors().join("gen.toml");
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    let output = ws.check("gen");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(output.status.success(), "{report}");
     assert_eq!(
@@ -114,29 +112,10 @@ fn check_opens_and_closes_a_good_connector() {
 #[test]
 fn produce_and_dump_round_trip_envelopes_with_headers() {
     let ws = Workspace::new();
-    let input = ws.path("in.jsonl");
-    std::fs::write(
-        &input,
-        "{\"id\":\"42\",\"headers\":{\"region\":\"eu\"},\"payload\":{\"order\":1}}\n\n{\"payload\":\"plain text\"}\n",
-    )
-    .unwrap();
-    let data = ws.path("data");
-    let output = ws.harness(&[
-        "produce",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--stream",
-        "orders",
-        "--topic",
+    ws.produce_lines(
         "t",
-        "--envelope",
-        "--file",
-        input.to_str().unwrap(),
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        "{\"id\":\"42\",\"headers\":{\"region\":\"eu\"},\"payload\":{\"order\":1}}\n\n{\"payload\":\"plain text\"}\n",
+        true,
     );
     let dumped = ws.dump("t");
     assert_eq!(dumped.len(), 2);
@@ -150,23 +129,9 @@ fn produce_and_dump_round_trip_envelopes_with_headers() {
 #[test]
 fn bad_envelopes_and_connector_files_are_explained() {
     let ws = Workspace::new();
-    let input = ws.path("in.jsonl");
-    std::fs::write(&input, "{\"payload\":1}\n{\"payld\":2}\n").unwrap();
-    let data = ws.path("data");
-    let output = ws.harness(&[
-        "produce",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--stream",
-        "orders",
-        "--topic",
-        "t",
-        "--envelope",
-        "--file",
-        input.to_str().unwrap(),
-    ]);
+    let output = ws.try_produce_lines("t", "{\"payload\":1}\n{\"payld\":2}\n", true);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2"));
+    assert!(stderr(&output).contains("line 2"));
     std::fs::write(
         ws.connectors().join("bad.toml"),
         "type = \"sink\"\nkey = \"x\"\n",
@@ -177,7 +142,7 @@ fn bad_envelopes_and_connector_files_are_explained() {
         (),
     );
     assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(
         stderr.contains("bad.toml") && stderr.contains("missing field"),
         "{stderr}"
@@ -190,14 +155,14 @@ fn bare_library_names_resolve_beside_the_harness_like_the_runtime() {
     ws.produce("created", 20);
     let record = ws.path("out.jsonl");
     // No directory, no extension: found beside the binary, as the runtime does.
-    let file = format!(
-        "type = \"sink\"\nkey = \"bare\"\nenabled = true\nversion = 0\nname = \"bare\"\npath = \"libiggy_connector_testkit_sink\"\n\
-         [[streams]]\nstream = \"orders\"\ntopics = [\"created\"]\nschema = \"json\"\n[plugin_config]\nrecord_path = \"{}\"\n",
-        record.display()
+    ws.connector_file(
+        "sink",
+        "bare",
+        std::path::Path::new("libiggy_connector_testkit_sink"),
+        "[[streams]]\nstream = \"orders\"\ntopics = [\"created\"]\nschema = \"json\"\n",
+        &format!("record_path = \"{}\"", record.display()),
     );
-    std::fs::write(ws.connectors().join("bare.toml"), file).unwrap();
-    let (output, report) = ws.run(&[]);
-    assert!(output.status.success(), "{report}");
+    ws.run_ok(&[]);
     assert_eq!(recorded(&record).len(), 20);
 }
 
@@ -233,11 +198,7 @@ fn the_runtime_config_file_points_at_connectors_and_state() {
         "--duration",
         "30s",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", stderr(&output));
     assert!(ws.path("runtime-state").join("source_gen.state").is_file());
     assert_eq!(ws.dump("created").len(), 30);
 }
@@ -251,13 +212,7 @@ fn ctrl_c_closes_every_connector_and_prints_the_summary() {
         "created",
         "total = 0\nbatch_size = 50",
     );
-    let record = ws.path("out.jsonl");
-    ws.sink(
-        "audit",
-        &testkit_sink(),
-        "created",
-        &format!("record_path = \"{}\"", record.display()),
-    );
+    let record = ws.recording_sink("audit", "created", "");
     let child = std::process::Command::new(harness_binary())
         .args([
             "--json",
@@ -288,11 +243,7 @@ fn ctrl_c_closes_every_connector_and_prints_the_summary() {
         .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(
         connector(&report, "endless")["messages_out"]
@@ -300,7 +251,7 @@ fn ctrl_c_closes_every_connector_and_prints_the_summary() {
             .unwrap()
             >= 500
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(
         stderr.contains("closed source connector") && stderr.contains("closed sink connector"),
         "{stderr}"
@@ -329,11 +280,7 @@ fn exit_when_idle_waits_for_the_named_connectors_output() {
             "4s",
         ];
         let (output, report) = ws.run_ending(&end);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", stderr(&output));
         report
     };
     let met = run("30");

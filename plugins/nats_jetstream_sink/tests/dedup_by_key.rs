@@ -42,7 +42,7 @@ fn run_ok(ws: &Workspace, extra: &[&str]) -> std::process::Output {
 
 /// The sink's counters as it logs them when it closes.
 fn closing_counters(output: &std::process::Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(output);
     let line = stderr
         .lines()
         .find(|l| l.contains("NATS JetStream sink") && l.contains("closed:"))
@@ -124,7 +124,7 @@ fn a_subject_full_for_good_leaves_the_message_out_without_retrying() {
         "stored=6 duplicates=0 retried=0 skipped=3 withheld_nats_headers=0 failed_batches=0"
     );
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains(
+        stderr(&output).contains(
             "message at offset 6 left out: the server can never store it: maximum messages per subject exceeded"
         )
     );
@@ -136,11 +136,7 @@ fn a_subject_full_for_good_leaves_the_message_out_without_retrying() {
 /// Runs `check` on a keyed sink and returns its JSON report (exit code 1 expected).
 fn failed_check(ws: &Workspace, server: &NatsServer, key: &str, create_stream: &str) -> String {
     keyed_sink(ws, server, key, create_stream);
-    let file = ws.connectors().join(format!("{key}.toml"));
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&output.stdout).to_string();
-    assert_eq!(output.status.code(), Some(1), "{key}: {text}");
-    text
+    ws.failed_check(key)
 }
 
 #[test]

@@ -7,7 +7,6 @@ use async_nats::jetstream::{self, stream};
 use common::*;
 use iggy_harness_test_support::nats::NatsServer;
 use iggy_harness_test_support::*;
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[test]
@@ -30,11 +29,7 @@ fn messages_arrive_with_templated_subjects_headers_and_ids() {
     );
     ws.sink("to_nats", &sink_library(), "created", &config);
     let (output, report) = ws.run(&[]);
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{report}\n{}", stderr(&output));
 
     let received = rt.block_on(read_stream(&js, "ORDERS"));
     assert_eq!(received.len(), 300);
@@ -108,9 +103,8 @@ fn unresolvable_subjects_are_skipped_by_default_or_fail_the_batch_as_configured(
         "created",
         &format!("{}{template}", connection(&server)),
     );
-    let (output, report) = ws.run(&[]);
-    assert!(output.status.success(), "{report}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("skipped the message at offset 5"));
+    let (output, _) = ws.run_ok(&[]);
+    assert!(stderr(&output).contains("skipped the message at offset 5"));
     assert_eq!(rt.block_on(read_stream(&js, "ORDERS")).len(), 8);
 
     std::fs::remove_file(ws.connectors().join("skipper.toml")).unwrap();
@@ -128,10 +122,7 @@ fn unresolvable_subjects_are_skipped_by_default_or_fail_the_batch_as_configured(
     let strict = connector(&report, "strict");
     assert_eq!(strict["errors"], 1, "{report}");
     assert_eq!(strict["messages_out"], 0, "{report}");
-    assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("message at offset 0: payload field `region` is missing")
-    );
+    assert!(stderr(&output).contains("message at offset 0: payload field `region` is missing"));
     assert_eq!(
         rt.block_on(read_stream(&js, "ORDERS")).len(),
         8,
@@ -149,8 +140,7 @@ fn create_stream_makes_the_stream_with_the_configured_settings() {
         connection(&server)
     );
     ws.sink("creator", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&[]);
-    assert!(output.status.success(), "{report}");
+    ws.run_ok(&[]);
     let rt = runtime();
     let js = rt.block_on(context(&server.url()));
     let info = rt.block_on(async {
@@ -178,10 +168,7 @@ fn open_fails_clearly_when_no_stream_captures_the_subject() {
         "created",
         &format!("{}subject = \"nowhere.x\"", connection(&server)),
     );
-    let file = ws.connectors().join("lost.toml");
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(1));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&ws.failed_check("lost")).unwrap();
     let log = report["log"].to_string();
     assert!(
         log.contains("no JetStream stream captures subject `nowhere.x`"),
@@ -217,19 +204,9 @@ fn unreachable_servers_wrong_passwords_and_unknown_keys_are_clear_errors() {
             "unknown setting `subjekt`",
         ),
     ];
-    for (index, (config, expected)) in cases.iter().enumerate() {
-        let key = format!("case{index}");
-        ws.sink(&key, &sink_library(), "created", config);
-        let file = ws.connectors().join(format!("{key}.toml"));
-        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
-        assert_eq!(output.status.code(), Some(1), "case {index}");
-        let text = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(text.contains(expected), "case {index}: {text}");
-        assert!(
-            !text.contains("wrong-pass-2") && !text.contains("right-pass-1"),
-            "no secrets: {text}"
-        );
-    }
+    ws.assert_each_refused(&cases, &["wrong-pass-2", "right-pass-1"], |key, config| {
+        ws.sink(key, &sink_library(), "created", config);
+    });
     // The right password works.
     let rt = runtime();
     let js = rt.block_on(async {
@@ -244,12 +221,7 @@ fn unreachable_servers_wrong_passwords_and_unknown_keys_are_clear_errors() {
     });
     rt.block_on(create_stream(&js, "ORDERS", &["a"]));
     ws.sink("good", &sink_library(), "created", &format!("servers = [\"{}\"]\nsubject = \"a\"\n[plugin_config.auth]\nuser = \"iggy\"\npassword = {{ env = \"NATS_TEST_PASSWORD\" }}", server.url()));
-    let file = ws.connectors().join("good.toml");
-    let output = std::process::Command::new(harness_binary())
-        .args(["--json", "check", file.to_str().unwrap()])
-        .env("NATS_TEST_PASSWORD", "right-pass-1")
-        .output()
-        .unwrap();
+    let output = ws.check_with_env("good", &[("NATS_TEST_PASSWORD", "right-pass-1")]);
     assert!(
         output.status.success(),
         "{}",
@@ -260,12 +232,7 @@ fn unreachable_servers_wrong_passwords_and_unknown_keys_are_clear_errors() {
 #[test]
 fn a_server_crash_mid_run_loses_and_duplicates_nothing() {
     let ws = Workspace::new();
-    let mut server = NatsServer::start(ws.dir.path());
-    let rt = runtime();
-    let js = rt.block_on(context(&server.url()));
-    rt.block_on(create_stream(&js, "ORDERS", &["orders.>"]));
-    drop(js);
-    ws.produce("created", 60_000);
+    let mut server = server_with_orders(&ws, 60_000);
     let config = format!(
         "{}subject = \"orders.created\"\nmax_reconnects = 1000\n[plugin_config.retry]\nmax_attempts = 20\nmax_delay = \"1s\"\n",
         connection(&server)
@@ -274,42 +241,21 @@ fn a_server_crash_mid_run_loses_and_duplicates_nothing() {
     let (output, report) = std::thread::scope(|scope| {
         let run = scope.spawn(|| ws.run(&["--max-attempts", "50", "--commit", "after-consume"]));
         // Crash the server once part of the topic is published.
-        let probe = runtime();
-        probe.block_on(async {
-            let js = context(&server.url()).await;
-            for _ in 0..400 {
-                let stored = js
-                    .get_stream("ORDERS")
-                    .await
-                    .ok()
-                    .map(|mut s| async move { s.info().await.map(|i| i.state.messages) });
-                if let Some(info) = stored
-                    && info.await.unwrap_or(0) >= 2000
-                {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-        });
+        wait_for_stored(&server, 2000);
         server.kill();
         std::thread::sleep(Duration::from_millis(1500));
         server.restart();
         run.join().unwrap()
     });
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(output.status.success(), "{report}\n{stderr}");
     assert!(
         stderr.contains("event: disconnected"),
         "the crash happened while the sink was publishing"
     );
+    let rt = runtime();
     let js = rt.block_on(context(&server.url()));
-    let received = rt.block_on(read_stream(&js, "ORDERS"));
-    let ids: BTreeSet<String> = received
-        .iter()
-        .filter_map(|m| header(m, "Nats-Msg-Id"))
-        .collect();
-    assert_eq!(ids.len(), 60_000, "every message arrived");
-    assert_eq!(received.len(), 60_000, "and none twice");
+    assert_each_once(&rt.block_on(read_stream(&js, "ORDERS")), 60_000);
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn nats_control_headers_from_iggy_are_withheld_and_counted() {
 
     let (output, report) = ws.run(&["--commit", "on-poll"]);
 
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(output.status.success(), "{report}\n{stderr}");
     let received = rt.block_on(read_stream(&js, "ORDERS"));
     assert_eq!(received.len(), 20, "{stderr}");
@@ -81,7 +81,7 @@ fn unmappable_and_oversized_messages_are_skipped_and_the_rest_is_written() {
 
     let (output, report) = ws.run(&["--commit", "on-poll"]);
 
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(output.status.success(), "{report}\n{stderr}");
     assert_eq!(connector(&report, "to_nats")["errors"], 0, "{report}");
     let orders: Vec<u64> = rt

@@ -2,7 +2,10 @@
 //! mutual TLS and an NKey user, so the connection settings are proven where
 //! a deployment uses them, not only in the shared crate's tests.
 
+mod common;
+
 use async_nats::jetstream::{self, stream};
+use common::{runtime, sink_library};
 use iggy_harness_test_support::nats::NatsServer;
 use iggy_harness_test_support::nats::auth::{Certificates, nkey_users_config};
 use iggy_harness_test_support::*;
@@ -49,10 +52,7 @@ fn publishes_over_mutual_tls_with_an_nkey_seed_from_a_file() {
         &nkey_users_config(&[&user.public_key()]),
         &certs.server_args(true),
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let js = rt.block_on(context(&server, &seed, &certs));
     // Proof the flags and the config file both took: the same user without
     // a client certificate is turned away.
@@ -87,7 +87,7 @@ fn publishes_over_mutual_tls_with_an_nkey_seed_from_a_file() {
     };
     ws.sink("to_nats", &sink_library(), "created", &config(&seed_file));
     let (output, report) = ws.run(&[]);
-    let everything = format!("{report}{}", String::from_utf8_lossy(&output.stderr));
+    let everything = format!("{report}{}", stderr(&output));
     assert!(output.status.success(), "{everything}");
     assert!(!everything.contains(&seed), "seed shown: {everything}");
     assert_eq!(connector(&report, "to_nats")["messages_out"], 200);
@@ -107,18 +107,13 @@ fn publishes_over_mutual_tls_with_an_nkey_seed_from_a_file() {
         "created",
         &config(&stranger_file),
     );
-    let file = ws.connectors().join("stranger.toml");
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    let output = ws.check("stranger");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        stderr(&output)
     );
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("authorization violation"), "{text}");
     assert!(!text.contains(&stranger_seed), "seed shown: {text}");
-}
-
-fn sink_library() -> std::path::PathBuf {
-    plugin("iggy_connector_nats_jetstream_sink")
 }

@@ -8,8 +8,7 @@ use async_nats::jetstream::consumer::{AckPolicy, pull};
 use common::*;
 use iggy_harness_test_support::nats::NatsServer;
 use iggy_harness_test_support::process::free_port;
-use iggy_harness_test_support::{Workspace, harness_binary};
-use std::process::Command;
+use iggy_harness_test_support::{Workspace, json_report, stderr};
 
 /// Opens the source once through `iggy-harness check`; returns its ERROR lines.
 fn open_errors(ws: &Workspace, plugin_config: &str) -> Vec<String> {
@@ -19,17 +18,11 @@ fn open_errors(ws: &Workspace, plugin_config: &str) -> Vec<String> {
 /// The same, with environment variables set for the harness (and so the plugin).
 fn open_errors_with_env(ws: &Workspace, plugin_config: &str, env: &[(&str, &str)]) -> Vec<String> {
     write_source(ws, plugin_config);
-    let file = ws.connectors().join(format!("{KEY}.toml"));
-    let output = Command::new(harness_binary())
-        .args(["--json", "check", file.to_str().expect("UTF-8 path")])
-        .envs(env.iter().copied())
-        .current_dir(ws.dir.path())
-        .output()
-        .expect("the harness runs");
+    let output = ws.check_with_env(KEY, env);
     let everything = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        stderr(&output)
     );
     for (_, value) in env {
         assert!(
@@ -37,23 +30,23 @@ fn open_errors_with_env(ws: &Workspace, plugin_config: &str, env: &[(&str, &str)
             "a secret was shown: {everything}"
         );
     }
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let report = json_report(&output);
     assert_eq!(report["ok"], false, "the source must not open: {report}");
     assert!(!output.status.success());
-    let errors: Vec<String> = report["log"]
+    let errors = log_messages(&report, "ERROR");
+    assert!(!errors.is_empty(), "no ERROR line: {report}");
+    errors
+}
+
+/// The messages of the report's log lines at `level`.
+fn log_messages(report: &serde_json::Value, level: &str) -> Vec<String> {
+    report["log"]
         .as_array()
         .expect("log lines")
         .iter()
-        .filter(|line| line["level"] == "ERROR")
+        .filter(|line| line["level"] == level)
         .map(|line| line["message"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert!(!errors.is_empty(), "no ERROR line: {report}");
-    errors
+        .collect()
 }
 
 fn assert_one_names(errors: &[String], parts: &[&str]) {
@@ -130,27 +123,9 @@ fn open_warnings_with_env(
     env: &[(&str, &str)],
 ) -> Vec<String> {
     write_source(ws, plugin_config);
-    let file = ws.connectors().join(format!("{KEY}.toml"));
-    let output = Command::new(harness_binary())
-        .args(["--json", "check", file.to_str().expect("UTF-8 path")])
-        .envs(env.iter().copied())
-        .current_dir(ws.dir.path())
-        .output()
-        .expect("the harness runs");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let report = json_report(&ws.check_with_env(KEY, env));
     assert_eq!(report["ok"], true, "the source must open: {report}");
-    report["log"]
-        .as_array()
-        .expect("log lines")
-        .iter()
-        .filter(|line| line["level"] == "WARN")
-        .map(|line| line["message"].as_str().unwrap_or_default().to_string())
-        .collect()
+    log_messages(&report, "WARN")
 }
 
 #[test]

@@ -8,9 +8,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use iggy_harness_test_support::process::exit_within;
-use iggy_harness_test_support::{Workspace, connector, harness_binary};
-use std::process::{Command, Stdio};
+use iggy_harness_test_support::{BackgroundRun, Workspace, connector};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -137,21 +135,14 @@ fn close_returns_soon_when_the_server_is_gone() {
     nats.create_stream(&["orders.>"]);
     nats.publish_numbered(&["orders.a"], 0, 100);
     write_source(&ws, &plugin_config(&nats, ""));
-    let args = ws.run_args(&["--duration", "6s"]);
     let started = Instant::now();
-    let mut run = Command::new(harness_binary())
-        .args(&args)
-        .current_dir(ws.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the harness starts");
+    let mut run = BackgroundRun::ending_unread(&ws, &["--duration", "6s"]);
     std::thread::sleep(Duration::from_secs(2));
     nats.server.kill();
     // The run ends at 6 s; then close has 10 s (the plugin's own limit is
     // 5 s), with a few seconds' slack for a loaded machine.
     let limit = Duration::from_secs(20);
-    let status = exit_within(&mut run, started, limit);
+    let status = run.exit_within(started, limit);
     assert!(
         status.is_some(),
         "the run did not end within {limit:?}: close hangs with the server gone"

@@ -12,12 +12,10 @@ use iggy_harness::topic_io::generated_payload;
 use iggy_harness_store::StoredMessage;
 use iggy_harness_test_support::influxdb::{InfluxOptions, InfluxServer};
 use iggy_harness_test_support::metrics::{Scrape, scrape_while_running};
-use iggy_harness_test_support::process::signal;
-use iggy_harness_test_support::s2::{BackgroundRun, wait_until};
+use iggy_harness_test_support::process::{signal, wait_until};
 use iggy_harness_test_support::*;
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 fn sink_library() -> PathBuf {
@@ -31,14 +29,6 @@ fn connection(server: &InfluxServer, database: &str) -> String {
     )
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_ran(output: &Output, report: &Value) {
-    assert!(output.status.success(), "{report}\n{}", stderr(output));
-}
-
 /// A sink connector file whose stream has its own `schema` and batch length.
 fn sink_with_schema(
     ws: &Workspace,
@@ -47,19 +37,13 @@ fn sink_with_schema(
     (schema, batch_length): (&str, usize),
     plugin_config: &str,
 ) {
-    let text = format!(
-        "type = \"sink\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
-         [[streams]]\nstream = \"orders\"\ntopics = [\"{topic}\"]\nschema = \"{schema}\"\nbatch_length = {batch_length}\npoll_interval = \"2ms\"\n\n\
-         [plugin_config]\n{plugin_config}\n",
-        sink_library().display()
-    );
-    std::fs::write(ws.connectors().join(format!("{key}.toml")), text).unwrap();
+    let streams = sink_stream(topic, schema, batch_length);
+    ws.connector_file("sink", key, &sink_library(), &streams, plugin_config);
 }
 
 /// `check` on one connector file: exit code and the JSON report as text.
 fn check(ws: &Workspace, key: &str) -> (Option<i32>, String) {
-    let file = ws.connectors().join(format!("{key}.toml"));
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    let output = ws.check(key);
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -107,8 +91,7 @@ fn json_messages_become_points_with_tags_fields_and_iggy_times() {
         connection(&server, "shop")
     );
     ws.sink("to_gemini", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (_, report) = ws.run_ok(&[]);
     assert_eq!(connector(&report, "to_gemini")["messages_out"], 300);
 
     let messages = ws.dump("created");
@@ -169,8 +152,7 @@ fn payload_times_are_written_in_the_configured_precision() {
         connection(&server, "metrics")
     );
     ws.sink("cpu", &sink_library(), "cpu", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     let rows = server.select("metrics", "SELECT * FROM cpu");
     assert_eq!(rows.len(), 50);
     for row in rows {
@@ -199,8 +181,7 @@ fn credentials_are_checked_at_open_and_never_shown() {
         );
         ws.sink(key, &sink_library(), "created", &config);
     }
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, _) = ws.run_ok(&[]);
     assert_eq!(
         count(&server, "secure", "SELECT COUNT(seq) FROM with_basic"),
         40
@@ -243,8 +224,7 @@ fn gzip_requests_are_written() {
     ws.produce("created", 500);
     let config = format!("{}gzip = true\n", connection(&server, "packed"));
     ws.sink("gzip", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     assert_eq!(
         count(&server, "packed", "SELECT COUNT(seq) FROM created"),
         500
@@ -275,8 +255,7 @@ fn a_missing_database_is_created_when_allowed_and_named_otherwise() {
 
     let config = format!("{}create_database = true\n", connection(&server, "fresh"));
     ws.sink("creator", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, _) = ws.run_ok(&[]);
     assert!(stderr(&output).contains("created database `fresh`"));
     assert_eq!(
         count(&server, "fresh", "SELECT COUNT(seq) FROM created"),
@@ -328,8 +307,7 @@ fn requests_hold_at_most_batch_size_points() {
     let config = format!("{}batch_size = 7\n", connection(&server, "split"));
     ws.sink("split", &sink_library(), "created", &config);
     let before = server.http_stat("writeReq");
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     assert_eq!(
         count(&server, "split", "SELECT COUNT(seq) FROM created"),
         250
@@ -357,8 +335,7 @@ fn bodies_over_the_server_limit_are_split_after_413() {
         &connection(&server, "small"),
     );
     let before = server.http_stat("writeReq");
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (_, report) = ws.run_ok(&[]);
     assert_eq!(
         count(&server, "small", "SELECT COUNT(seq) FROM created"),
         300
@@ -377,8 +354,7 @@ fn a_replayed_topic_overwrites_its_points_instead_of_adding_any() {
     let config = connection(&server, "replay");
     ws.sink("first", &sink_library(), "created", &config);
     // Every second batch is delivered twice, as after a crash before the commit.
-    let (output, report) = ws.run(&["--fault", "redeliver-every=2"]);
-    assert_ran(&output, &report);
+    ws.run_ok(&["--fault", "redeliver-every=2"]);
     let query = "SELECT COUNT(seq) FROM created";
     assert_eq!(count(&server, "replay", query), 1000);
 
@@ -386,8 +362,7 @@ fn a_replayed_topic_overwrites_its_points_instead_of_adding_any() {
     std::fs::remove_file(ws.connectors().join("first.toml")).unwrap();
     ws.sink("second", &sink_library(), "created", &config);
     let before = server.http_stat("writeReq");
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (_, report) = ws.run_ok(&[]);
     assert_eq!(connector(&report, "second")["messages_out"], 1000);
     assert!(
         server.http_stat("writeReq") - before >= 10,
@@ -428,8 +403,7 @@ fn text_payloads_pass_through_and_bad_records_are_reported() {
         ("text", 100),
         &connection(&server, "lines"),
     );
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, _) = ws.run_ok(&[]);
     let log = stderr(&output);
     assert!(
         log.contains("offset 2 of orders/raw partition 1 is not written: line 1")
@@ -473,8 +447,7 @@ fn concurrent_lanes_keep_the_last_version_of_each_point() {
     );
     sink_with_schema(&ws, "lanes", "readings", ("json", 4000), &config);
     let before = server.http_stat("writeReq");
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (_, report) = ws.run_ok(&[]);
     assert_eq!(connector(&report, "lanes")["messages_out"], 4000);
     let rows = server.select("lanes", "SELECT COUNT(v), MIN(v), SUM(v) FROM m");
     assert_eq!(rows[0]["count"], 1000);
@@ -493,8 +466,7 @@ fn pipelined_writes_have_every_point_written_by_close() {
     ws.produce("created", 1000);
     let config = format!("{}pipelined_writes = true\n", connection(&server, "piped"));
     ws.sink("piped", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (_, report) = ws.run_ok(&[]);
     assert_eq!(connector(&report, "piped")["messages_out"], 1000);
     assert_eq!(
         count(&server, "piped", "SELECT COUNT(seq) FROM created"),
@@ -526,8 +498,7 @@ fn bad_messages_are_skipped_and_the_rest_written_when_offsets_commit_on_poll() {
         connection(&server, "mixed")
     );
     ws.sink("mixed", &sink_library(), "mixed", &config);
-    let (output, report) = ws.run(&["--commit", "on-poll"]);
-    assert_ran(&output, &report);
+    let (output, report) = ws.run_ok(&["--commit", "on-poll"]);
     let sink = connector(&report, "mixed");
     assert_eq!(sink["messages_out"], 20, "{report}");
     assert_eq!(sink["errors"], 0, "{report}");
@@ -589,8 +560,7 @@ fn start_flowing(
 /// every point arrived and no batch failed.
 fn every_point_arrived(run: BackgroundRun, server: &InfluxServer, database: &str) -> String {
     let output = run.wait();
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{}", stderr(&output)));
+    let report = json_report(&output);
     assert_ran(&output, &report);
     let log = stderr(&output);
     let sink = connector(&report, "outage");

@@ -8,11 +8,9 @@
 //! database. The sink is driven through the real harness binary.
 
 use iggy_harness_test_support::*;
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -206,14 +204,6 @@ fn sink_library() -> PathBuf {
     plugin("iggy_connector_opengemini_sink")
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_ran(output: &Output, report: &Value) {
-    assert!(output.status.success(), "{report}\n{}", stderr(output));
-}
-
 /// Fast retries so the tests stay short; Retry-After still wins.
 const QUICK_RETRY: &str =
     "[plugin_config.retry]\nmax_attempts = 4\ninitial_delay = \"20ms\"\nmax_delay = \"200ms\"\n";
@@ -240,8 +230,7 @@ fn throttled_writes_wait_for_retry_after_then_succeed() {
         "created",
         &config(&[fake.url()], ""),
     );
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, report) = ws.run_ok(&[]);
     let log = stderr(&output);
     assert!(
         log.contains(&format!("{} is openGemini 1.2.0", fake.url())),
@@ -277,10 +266,7 @@ fn a_refused_login_at_open_is_tried_once() {
             &format!("username = \"writer\"\npassword = \"{secret}\"\n"),
         ),
     );
-    let file = ws.connectors().join("locked.toml");
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_eq!(output.status.code(), Some(1), "{text}");
+    let text = ws.failed_check("locked");
     assert!(
         text.contains("answered 401: authorization failed"),
         "{text}"
@@ -376,16 +362,14 @@ fn only_valid_lines_reach_the_server() {
         .map(|text| format!("{{\"payload\":{}}}\n", serde_json::json!(text)))
         .collect();
     ws.produce_lines("raw", &lines, true);
-    let connector = format!(
-        "type = \"sink\"\nkey = \"lines\"\nenabled = true\nversion = 0\nname = \"lines\"\npath = \"{}\"\n\n\
-         [[streams]]\nstream = \"orders\"\ntopics = [\"raw\"]\nschema = \"text\"\nbatch_length = 100\npoll_interval = \"2ms\"\n\n\
-         [plugin_config]\n{}",
-        sink_library().display(),
-        config(&[fake.url()], "")
+    ws.connector_file(
+        "sink",
+        "lines",
+        &sink_library(),
+        &sink_stream("raw", "text", 100),
+        &config(&[fake.url()], ""),
     );
-    std::fs::write(ws.connectors().join("lines.toml"), connector).unwrap();
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, _) = ws.run_ok(&[]);
     let sent: Vec<String> = fake
         .data_writes()
         .iter()
@@ -432,8 +416,7 @@ fn a_database_dropped_after_open_is_created_again_on_404() {
         "created",
         &config(&[fake.url()], "create_database = true\n"),
     );
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     let calls: Vec<String> = fake
         .seen()
         .iter()
@@ -472,8 +455,7 @@ fn failover_and_round_robin_spread_writes_over_endpoints() {
             "endpoint_selection = \"failover\"\ntimeout = \"300ms\"\n",
         ),
     );
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, _) = ws.run_ok(&[]);
     assert_eq!(slow.data_writes().len(), 1, "one timed-out attempt");
     let lines: usize = fast
         .data_writes()
@@ -497,8 +479,7 @@ fn failover_and_round_robin_spread_writes_over_endpoints() {
         "created",
         &config(&[first.url(), second.url(), dead], "batch_size = 10\n"),
     );
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     let (a, b) = (first.data_writes(), second.data_writes());
     let lines: usize = a.iter().chain(&b).map(|w| w.text().lines().count()).sum();
     assert_eq!(lines, 300, "each request written once");
@@ -529,8 +510,7 @@ fn pipelined_writes_report_a_failed_batch_on_the_next_call() {
         "created",
         &config(&[fake.url()], "pipelined_writes = true\n"),
     );
-    let (output, report) = ws.run(&["--commit", "after-consume"]);
-    assert_ran(&output, &report);
+    let (output, report) = ws.run_ok(&["--commit", "after-consume"]);
     let log = stderr(&output);
     assert!(log.contains("(offsets 0..=99) was refused"), "{log}");
     assert!(

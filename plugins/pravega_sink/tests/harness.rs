@@ -14,14 +14,14 @@ fn libraries() -> [PathBuf; 2] {
     ]
 }
 
-/// Writes connector file `key.toml` of the library's kind.
-fn connector(ws: &Workspace, key: &str, library: &Path, config: &str) -> PathBuf {
+/// Writes connector file `key.toml` of the library's kind and runs `check` on it.
+fn check(ws: &Workspace, key: &str, library: &Path, config: &str) -> std::process::Output {
     if library.to_string_lossy().contains("_sink") {
         ws.sink(key, library, "out", config);
     } else {
         ws.source(key, library, "in", config);
     }
-    ws.connectors().join(format!("{key}.toml"))
+    ws.check(key)
 }
 
 fn text(output: &std::process::Output) -> String {
@@ -102,8 +102,7 @@ fn a_bad_setting_fails_open_naming_the_field() {
         ),
     ];
     for (library, config, expected) in cases {
-        let file = connector(&ws, "bad", library, config);
-        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+        let output = check(&ws, "bad", library, config);
         let text = text(&output);
         assert!(!output.status.success(), "{text}");
         assert!(text.contains(expected), "{expected}: {text}");
@@ -122,9 +121,8 @@ fn an_unreachable_controller_fails_open_in_bounded_time_without_the_password() {
         closed_port()
     );
     for library in [&sink, &source] {
-        let file = connector(&ws, "unreachable", library, &config);
         let started = Instant::now();
-        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+        let output = check(&ws, "unreachable", library, &config);
         let text = text(&output);
         assert!(!output.status.success(), "{text}");
         assert!(
@@ -159,8 +157,7 @@ fn certificate_checks_turned_off_are_warned_about_under_the_old_key_too() {
         (&sink, "tls = { danger_accept_invalid_certs = true }", false),
         (&source, "tls = { validate_hostname = false }", true),
     ] {
-        let file = connector(&ws, "insecure", library, &format!("{base}{tls}"));
-        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+        let output = check(&ws, "insecure", library, &format!("{base}{tls}"));
         let text = text(&output);
         warning(&text, "certificate checks are OFF");
         assert_eq!(

@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use iggy_harness_test_support::Workspace;
-use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::pravega::{PravegaServer, fresh_scope};
 use iggy_harness_test_support::process::signal;
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use iggy_connector_pravega_common::client::NewEvent;
 use iggy_connector_pravega_common::position::PositionMarker;
-use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::pravega::{PravegaServer, fresh_scope};
 use iggy_harness_test_support::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -162,8 +162,7 @@ fn exactly_once_skips_a_committed_batch_whose_acknowledgement_was_lost() {
     let ws = Workspace::new();
     produce(&ws, 0..250);
     sink(&ws, &uri, &scope, "orders", EXACTLY_ONCE);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, _) = ws.run_ok(&[]);
     let log = stderr(&output);
     let counters = closing_counters(&log);
     assert_eq!(counters["skipped_duplicates"], 100, "{log}");
@@ -241,8 +240,7 @@ fn field_routing_under_exactly_once_keeps_each_key_in_one_segment_in_order() {
         "writer_mode = \"exactly_once\"\nrouting_key = { field = \"tenant\" }\n\
          [plugin_config.create]\nsegments = 3",
     );
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     let messages = read_back(&ws, &uri, &scope, "orders");
     assert_eq!(numbers(&messages), (0..300).collect::<Vec<_>>());
     assert_each_key_in_one_segment_in_order(&messages);
@@ -251,8 +249,7 @@ fn field_routing_under_exactly_once_keeps_each_key_in_one_segment_in_order() {
 /// `check` (open, then close) on the sink's connector file; whether it
 /// opened, and its report as text.
 fn check_sink(ws: &Workspace) -> (bool, String) {
-    let file = ws.connectors().join(format!("{SINK}.toml"));
-    let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
+    let output = ws.check(SINK);
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
@@ -359,8 +356,7 @@ fn messages_it_cannot_map_are_skipped_and_counted_the_rest_written() {
                  missing_routing_key = \"skip\"\nmax_event_bytes = 200\n[plugin_config.create]\nsegments = 2"
             ),
         );
-        let (output, report) = ws.run(&[]);
-        assert_ran(&output, &report);
+        let (output, _) = ws.run_ok(&[]);
         let log = stderr(&output);
         let counters = closing_counters(&log);
         assert_eq!(counters["missing_routing_key"], 2, "{mode}: {log}");

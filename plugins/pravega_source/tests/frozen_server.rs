@@ -7,10 +7,8 @@
 mod common;
 
 use common::*;
-use iggy_harness_test_support::pravega::PravegaServer;
-use iggy_harness_test_support::process::signal;
-use iggy_harness_test_support::process::wait_until;
-use iggy_harness_test_support::s2::BackgroundRun;
+use iggy_harness_test_support::pravega::{PravegaServer, fresh_scope};
+use iggy_harness_test_support::process::{signal, wait_until};
 use iggy_harness_test_support::*;
 use std::time::{Duration, Instant};
 
@@ -25,7 +23,7 @@ const CLOSE_BOUND: Duration = Duration::from_secs(40);
 fn a_frozen_server_does_not_hold_the_run_and_nothing_is_lost() {
     let ws = Workspace::new();
     let server = PravegaServer::start(ws.dir.path());
-    let (uri, scope) = (server.controller_uri(), fresh_scope("frozen"));
+    let (uri, scope) = (server.controller_uri(), fresh_scope("src-frozen"));
     let pravega = Pravega::create(&uri, &scope, 2);
     pravega.write(binary_events(0..200));
     source_file(&ws, &uri, &scope, "raw", "batch_size = 20");

@@ -6,9 +6,8 @@ mod common;
 
 use common::*;
 use iggy_connector_pravega_common::position::PositionMarker;
-use iggy_harness_test_support::pravega::PravegaServer;
+use iggy_harness_test_support::pravega::{PravegaServer, fresh_scope};
 use iggy_harness_test_support::process::wait_until;
-use iggy_harness_test_support::s2::BackgroundRun;
 use iggy_harness_test_support::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -81,7 +80,7 @@ fn tail_reads_only_what_comes_after_open() {
     assert!(saved.is_some(), "the tail positions were never saved");
     pravega.write(binary_events(40..70));
     let output = background.wait();
-    assert_ran(&output);
+    assert_polled_cleanly(&output);
     assert_eq!(stored_numbers(&ws), (40..70).collect::<Vec<_>>());
 }
 
@@ -100,7 +99,7 @@ fn a_restart_resumes_where_it_stopped_under_both_protocols() {
             }
         });
         let (output, _) = ws.run_ending(&["--duration", "4s"]);
-        assert_ran(&output);
+        assert_polled_cleanly(&output);
     });
     // The writer takes 6 s at least, the run 4 s.
     let stopped_at = stored_numbers(&ws).len();
@@ -151,7 +150,7 @@ fn a_stream_scaled_while_read_loses_and_repeats_nothing() {
     pravega.split(successors[0]);
     pravega.write(binary_events(400..600));
     let output = background.wait();
-    assert_ran(&output);
+    assert_polled_cleanly(&output);
     assert_eq!(stored_numbers(&ws), (0..600).collect::<Vec<_>>());
 
     let open: Vec<i64> = pravega.segments().into_keys().collect();
@@ -171,7 +170,7 @@ fn a_stream_scaled_while_read_loses_and_repeats_nothing() {
 
 #[test]
 fn bad_events_in_a_json_source_are_skipped_or_wrapped() {
-    let (uri, scope) = (controller(), fresh_scope("poison"));
+    let (uri, scope) = (controller(), fresh_scope("src-poison"));
     let pravega = Pravega::create(&uri, &scope, 1);
     let mut events: Vec<(String, Vec<u8>)> = (0..20)
         .map(|n| ("k".to_string(), format!("{{\"n\":{n}}}").into_bytes()))
@@ -207,7 +206,7 @@ fn bad_events_in_a_json_source_are_skipped_or_wrapped() {
 
 #[test]
 fn the_sinks_position_markers_are_passed_over() {
-    let (uri, scope) = (controller(), fresh_scope("markers"));
+    let (uri, scope) = (controller(), fresh_scope("src-markers"));
     let pravega = Pravega::create(&uri, &scope, 2);
     let marker = |first: u64, last: u64| {
         let marker = PositionMarker {

@@ -1,8 +1,8 @@
 //! The sink against a real S2 API server (s2-lite, started per test on a free
 //! loopback port), driven through the real harness binary.
 
-use iggy_harness_test_support::process::{exit_within, signal};
-use iggy_harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
+use iggy_harness_test_support::process::{signal, wait_until};
+use iggy_harness_test_support::s2::{S2Lite, runtime, unreachable_connection};
 use iggy_harness_test_support::*;
 use s2_sdk::S2Basin;
 use s2_sdk::error::{AppendConditionFailed, AppendError};
@@ -19,11 +19,10 @@ fn sink_library() -> PathBuf {
     plugin("iggy_connector_s2_sink")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+/// Writes sink `to_s2` over topic `created`: the server's connection, then `settings`.
+fn sink_to_s2(ws: &Workspace, server: &S2Lite, settings: &str) {
+    let config = format!("{}{settings}", server.connection(BASIN));
+    ws.sink("to_s2", &sink_library(), "created", &config);
 }
 
 /// Every record of the stream, command records included.
@@ -95,21 +94,6 @@ fn body_seq(record: &SequencedRecord) -> u64 {
     value["seq"].as_u64().unwrap()
 }
 
-fn connection(server: &S2Lite) -> String {
-    format!(
-        "access_token = \"test-token-123\"\nendpoint = \"{}\"\nbasin = \"{BASIN}\"\nrequest_timeout = \"2s\"\n",
-        server.endpoint()
-    )
-}
-
-fn assert_ran(output: &std::process::Output, report: &serde_json::Value) {
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[test]
 fn batches_arrive_in_order_with_headers_and_positions() {
     let ws = Workspace::new();
@@ -118,13 +102,12 @@ fn batches_arrive_in_order_with_headers_and_positions() {
         .map(|i| format!("{{\"headers\":{{\"source\":\"web\"}},\"payload\":{{\"seq\":{i}}}}}\n"))
         .collect();
     ws.produce_lines("created", &lines, true);
-    let config = format!(
-        "{}stream = \"iggy-{{topic}}\"\n[plugin_config.create_stream]\nretention = \"7d\"",
-        connection(&server)
+    sink_to_s2(
+        &ws,
+        &server,
+        "stream = \"iggy-{topic}\"\n[plugin_config.create_stream]\nretention = \"7d\"",
     );
-    ws.sink("to_s2", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
 
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
@@ -154,18 +137,16 @@ fn redelivered_batches_and_a_replayed_topic_leave_no_duplicates() {
     ws.produce("created", 1000);
     let config = format!(
         "{}stream = \"orders\"\nretry_policy = \"all\"\n[plugin_config.create_stream]",
-        connection(&server)
+        server.connection(BASIN)
     );
     ws.sink("first", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&["--fault", "redeliver-every=2"]);
-    assert_ran(&output, &report);
+    ws.run_ok(&["--fault", "redeliver-every=2"]);
     // Half the topic again, then a second sink (another consumer group, a
     // fresh process that knows nothing) replays the whole topic.
     ws.produce("created", 500);
     std::fs::remove_file(ws.connectors().join("first.toml")).unwrap();
     ws.sink("second", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (_, report) = ws.run_ok(&[]);
     assert_eq!(connector(&report, "second")["messages_out"], 1500);
 
     let rt = runtime();
@@ -184,13 +165,12 @@ fn a_fenced_stream_refuses_a_second_writer() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     ws.produce("created", 100);
-    let config = format!(
-        "{}stream = \"fenced\"\nfence = true\nfencing_token = \"sink-a\"\n[plugin_config.create_stream]",
-        connection(&server)
+    sink_to_s2(
+        &ws,
+        &server,
+        "stream = \"fenced\"\nfence = true\nfencing_token = \"sink-a\"\n[plugin_config.create_stream]",
     );
-    ws.sink("to_s2", &sink_library(), "created", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
 
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
@@ -236,11 +216,10 @@ fn upsert_mode_writes_key_and_action_headers() {
     ws.produce_lines("changes", &lines, false);
     let config = format!(
         "{}stream = \"table\"\n[plugin_config.create_stream]\n[plugin_config.upsert]\nkey_fields = [\"id\"]\naction_field = \"op\"",
-        connection(&server)
+        server.connection(BASIN)
     );
     ws.sink("upsert", &sink_library(), "changes", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
 
     let rt = runtime();
     let records = rt.block_on(data_records(&server.basin_client(&rt, BASIN), "table"));
@@ -273,40 +252,34 @@ fn bad_config_missing_stream_and_unreachable_endpoint_are_clear_errors() {
     let cases = [
         (
             format!(
-                "access_token = \"secret-token-9\"\nendpoint = \"http://127.0.0.1:{dead_port}\"\nbasin = \"{BASIN}\"\nrequest_timeout = \"500ms\"\nmax_retries = 0\nstream = \"s\""
+                "{}stream = \"s\"",
+                unreachable_connection(dead_port, BASIN, "secret-token-9")
             ),
             format!("at http://127.0.0.1:{dead_port}"),
         ),
         (
-            format!("{}stream = \"absent\"", connection(&server)),
+            format!("{}stream = \"absent\"", server.connection(BASIN)),
             "stream `absent` does not exist".to_string(),
         ),
         (
-            format!("{}stream = \"s\"\nstram = \"t\"", connection(&server)),
+            format!("{}stream = \"s\"\nstram = \"t\"", server.connection(BASIN)),
             "unknown setting `stram`".to_string(),
         ),
         (
             format!(
                 "{}stream = \"s\"\nretry_policy = \"sometimes\"",
-                connection(&server)
+                server.connection(BASIN)
             ),
             "sometimes".to_string(),
         ),
         (
-            format!("{}stream = \"{{nope}}\"", connection(&server)),
+            format!("{}stream = \"{{nope}}\"", server.connection(BASIN)),
             "unknown placeholder".to_string(),
         ),
     ];
-    for (index, (config, expected)) in cases.iter().enumerate() {
-        let key = format!("case{index}");
-        ws.sink(&key, &sink_library(), "created", config);
-        let file = ws.connectors().join(format!("{key}.toml"));
-        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
-        assert_eq!(output.status.code(), Some(1), "case {index}");
-        let text = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(text.contains(expected.as_str()), "case {index}: {text}");
-        assert!(!text.contains("secret-token-9"), "no token: {text}");
-    }
+    ws.assert_each_refused(&cases, &["secret-token-9"], |key, config| {
+        ws.sink(key, &sink_library(), "created", config);
+    });
 }
 
 #[test]
@@ -315,11 +288,11 @@ fn a_harness_killed_mid_run_and_restarted_leaves_every_message_once() {
     let ws = Workspace::new();
     let server = S2Lite::start(ws.dir.path(), &[BASIN]);
     ws.produce("created", TOTAL);
-    let config = format!(
-        "{}stream = \"crash\"\n[plugin_config.create_stream]",
-        connection(&server)
+    sink_to_s2(
+        &ws,
+        &server,
+        "stream = \"crash\"\n[plugin_config.create_stream]",
     );
-    ws.sink("to_s2", &sink_library(), "created", &config);
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
 
@@ -334,8 +307,7 @@ fn a_harness_killed_mid_run_and_restarted_leaves_every_message_once() {
     );
 
     // Uncommitted batches come again; the sink learns what landed and skips it.
-    let (output, report) = ws.run(&after_consume);
-    assert_ran(&output, &report);
+    ws.run_ok(&after_consume);
     assert_eq!(positions(&rt, &basin, "crash"), offsets(0..TOTAL));
 }
 
@@ -345,11 +317,11 @@ fn s2_lite_killed_mid_append_fails_the_batch_and_a_restart_on_its_data_leaves_no
     let ws = Workspace::new();
     let mut server = S2Lite::start_on_disk(ws.dir.path(), &[BASIN]);
     ws.produce("created", TOTAL);
-    let config = format!(
-        "{}stream = \"outage\"\nmax_retries = 1\nretry_policy = \"all\"\n[plugin_config.create_stream]\n[plugin_config.retry]\nmax_elapsed = \"1s\"",
-        connection(&server)
+    sink_to_s2(
+        &ws,
+        &server,
+        "stream = \"outage\"\nmax_retries = 1\nretry_policy = \"all\"\n[plugin_config.create_stream]\n[plugin_config.retry]\nmax_elapsed = \"1s\"",
     );
-    ws.sink("to_s2", &sink_library(), "created", &config);
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
 
@@ -360,7 +332,7 @@ fn s2_lite_killed_mid_append_fails_the_batch_and_a_restart_on_its_data_leaves_no
     let run = run_until_appended(&ws, &extra, &rt, &basin, "outage");
     server.kill();
     let output = run.wait();
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = json_report(&output);
     let first = connector(&report, "to_s2");
     assert!(
         first["errors"].as_u64().unwrap() >= 1,
@@ -373,8 +345,7 @@ fn s2_lite_killed_mid_append_fails_the_batch_and_a_restart_on_its_data_leaves_no
 
     server.restart();
     let basin = server.basin_client(&rt, BASIN);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     assert_eq!(positions(&rt, &basin, "outage"), offsets(0..TOTAL));
 }
 
@@ -388,13 +359,12 @@ fn the_first_read_back_stops_at_its_bound() {
     let sink = |key: &str, read_back: &str| {
         let config = format!(
             "{}stream = \"shared\"\n[plugin_config.create_stream]\n{read_back}",
-            connection(&server)
+            server.connection(BASIN)
         );
         ws.sink(key, &sink_library(), "created", &config);
     };
     sink("first", "");
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     // Another writer buries those records under 3000 of its own.
     let stream = basin.stream("shared".parse().unwrap());
     for _ in 0..3 {
@@ -407,9 +377,8 @@ fn the_first_read_back_stops_at_its_bound() {
             std::fs::remove_file(old.unwrap().path()).unwrap();
         }
         sink(key, read_back);
-        let (output, report) = ws.run(&[]);
-        assert_ran(&output, &report);
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        let (output, _) = ws.run_ok(&[]);
+        stderr(&output)
     };
 
     // A replay (a new consumer group) reading back only 1000 records does
@@ -444,11 +413,10 @@ fn messages_that_cannot_become_records_are_skipped_and_the_rest_of_the_batch_wri
     ws.produce_lines("changes", &lines, false);
     let config = format!(
         "{}stream = \"table\"\n[plugin_config.create_stream]\n[plugin_config.upsert]\nkey_fields = [\"id\"]\naction_field = \"op\"",
-        connection(&server)
+        server.connection(BASIN)
     );
     ws.sink("upsert", &sink_library(), "changes", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, report) = ws.run_ok(&[]);
     let sink = connector(&report, "upsert");
     assert_eq!(sink["errors"], 0, "{report}");
     assert_eq!(sink["messages_out"], 5, "{report}");
@@ -473,7 +441,7 @@ fn messages_that_cannot_become_records_are_skipped_and_the_rest_of_the_batch_wri
         .map(|(p, k)| (p.to_string(), k.to_string()))
         .collect();
     assert_eq!(written, expected);
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = stderr(&output);
     for (offset, reason) in [
         (1, "key field `id` is missing"),
         (2, "record too large for S2"),
@@ -494,19 +462,18 @@ fn outage_loses_and_repeats_nothing(stream: &str, outage: impl FnOnce(&mut S2Lit
     let ws = Workspace::new();
     let mut server = S2Lite::start_on_disk(ws.dir.path(), &[BASIN]);
     ws.produce("created", TOTAL);
-    let config = format!(
-        "{}stream = \"{stream}\"\nretry_policy = \"all\"\n[plugin_config.create_stream]",
-        connection(&server)
+    sink_to_s2(
+        &ws,
+        &server,
+        &format!("stream = \"{stream}\"\nretry_policy = \"all\"\n[plugin_config.create_stream]"),
     );
-    ws.sink("to_s2", &sink_library(), "created", &config);
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
     let run = run_until_appended(&ws, &["--commit", "on-poll"], &rt, &basin, stream);
     outage(&mut server);
     let output = run.wait();
-    let log = String::from_utf8_lossy(&output.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no report ({e}): {log}"));
+    let log = stderr(&output);
+    let report = json_report(&output);
     let sink = connector(&report, "to_s2");
     assert_eq!(sink["errors"], 0, "{report}\n{log}");
     assert_eq!(sink["messages_out"], TOTAL, "{report}\n{log}");
@@ -548,22 +515,15 @@ fn close_returns_soon_while_a_batch_waits_for_a_killed_s2_lite() {
     let ws = Workspace::new();
     let mut server = S2Lite::start(ws.dir.path(), &[BASIN]);
     ws.produce("created", 30_000);
-    let config = format!(
-        "{}stream = \"closing\"\n[plugin_config.create_stream]",
-        connection(&server)
+    sink_to_s2(
+        &ws,
+        &server,
+        "stream = \"closing\"\n[plugin_config.create_stream]",
     );
-    ws.sink("to_s2", &sink_library(), "created", &config);
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
     let started = std::time::Instant::now();
-    let args = ws.run_args(&["--duration", "5s", "--commit", "on-poll"]);
-    let mut run = std::process::Command::new(harness_binary())
-        .args(&args)
-        .current_dir(ws.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("harness starts");
+    let mut run = BackgroundRun::ending(&ws, &["--duration", "5s", "--commit", "on-poll"]);
     let appended = wait_until(Duration::from_secs(20), || {
         (tail(&rt, &basin, "closing") >= 1000).then_some(())
     });
@@ -571,21 +531,19 @@ fn close_returns_soon_while_a_batch_waits_for_a_killed_s2_lite() {
     assert!(appended.is_some(), "the sink never appended");
     // The sink retries for minutes; the run must still end: stop at 5 s,
     // the stop wait, then close within 10 s.
-    let ended = exit_within(
-        &mut run,
+    let ended = run.exit_within(
         std::time::Instant::now(),
         RUN + STOP_WAIT + Duration::from_secs(15),
     );
     let elapsed = started.elapsed();
-    let output = run.wait_with_output().expect("harness output");
-    let log = String::from_utf8_lossy(&output.stderr);
+    let output = run.wait();
+    let log = stderr(&output);
     assert!(ended.is_some(), "still running after {elapsed:?}: {log}");
     assert!(
         elapsed < RUN + STOP_WAIT + Duration::from_secs(10),
         "closed {elapsed:?} after the start: {log}"
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no report ({e}): {log}"));
+    let report = json_report(&output);
     // `error` if close returned non-zero.
     assert_eq!(report["ok"], true, "{report}\n{log}");
     assert_eq!(connector(&report, "to_s2")["status"], "running", "{report}");

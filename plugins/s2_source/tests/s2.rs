@@ -1,8 +1,8 @@
 //! The source against a real S2 API server (s2-lite, started per test on a
 //! free loopback port), driven through the real harness binary.
 
-use iggy_harness_test_support::process::exit_within;
-use iggy_harness_test_support::s2::{BackgroundRun, S2Lite, wait_until};
+use iggy_harness_test_support::process::wait_until;
+use iggy_harness_test_support::s2::{S2Lite, runtime, unreachable_connection};
 use iggy_harness_test_support::*;
 use s2_sdk::S2Basin;
 use s2_sdk::types::{
@@ -18,11 +18,10 @@ fn source_library() -> PathBuf {
     plugin("iggy_connector_s2_source")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+/// Writes source `from_s2` into topic `in`: the server's connection, then `settings`.
+fn source_from_s2(ws: &Workspace, server: &S2Lite, settings: &str) {
+    let config = format!("{}{settings}", server.connection(BASIN));
+    ws.source("from_s2", &source_library(), "in", &config);
 }
 
 /// Creates `stream` (if new) and appends records `{"n": from..to}` with a header.
@@ -42,21 +41,6 @@ async fn append(basin: &S2Basin, stream: &str, range: std::ops::Range<u64>) {
         .append(AppendInput::new(batch))
         .await
         .unwrap();
-}
-
-fn connection(server: &S2Lite) -> String {
-    format!(
-        "access_token = \"test-token-123\"\nendpoint = \"{}\"\nbasin = \"{BASIN}\"\nrequest_timeout = \"2s\"\n",
-        server.endpoint()
-    )
-}
-
-fn assert_ran(output: &std::process::Output, report: &serde_json::Value) {
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// The `n` of each message in the topic, in order.
@@ -102,19 +86,17 @@ fn sink_then_source_round_trip_keeps_bodies_and_headers() {
     ws.produce_lines("out", &lines, true);
     let sink = format!(
         "{}stream = \"round-trip\"\n[plugin_config.create_stream]",
-        connection(&server)
+        server.connection(BASIN)
     );
     ws.sink("to_s2", &plugin("iggy_connector_s2_sink"), "out", &sink);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     std::fs::remove_file(ws.connectors().join("to_s2.toml")).unwrap();
     let source = format!(
         "{}streams = [\"round-trip\"]\nschema = \"json\"",
-        connection(&server)
+        server.connection(BASIN)
     );
     ws.source("from_s2", &source_library(), "back", &source);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
 
     let messages = ws.dump("back");
     assert_eq!(messages.len(), 300);
@@ -159,19 +141,17 @@ fn start_behaviours_earliest_latest_seq_num_and_timestamp() {
     for (key, start, _) in &starts {
         let config = format!(
             "{}streams = [\"starts\"]\nschema = \"json\"\nstart = {start}",
-            connection(&server)
+            server.connection(BASIN)
         );
         ws.source(key, &source_library(), key, &config);
     }
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     for (key, _, expected) in &starts {
         assert_eq!(&numbers(&ws, key), expected, "start {key}");
     }
     // `latest` fixed its position at the first run: what came after is read.
     rt.block_on(append(&basin, "starts", 15..18));
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     assert_eq!(numbers(&ws, "latest"), vec![15, 16, 17]);
     assert_eq!(numbers(&ws, "seq"), (12..18).collect::<Vec<_>>());
 }
@@ -185,18 +165,16 @@ fn resumes_from_state_without_loss_or_repeat_through_nacks_and_failed_saves() {
     for chunk in 0..5 {
         rt.block_on(append(&basin, "resume", chunk * 100..(chunk + 1) * 100));
     }
-    let config = format!(
-        "{}streams = [\"resume\"]\nschema = \"json\"\nbatch_size = 70",
-        connection(&server)
+    source_from_s2(
+        &ws,
+        &server,
+        "streams = [\"resume\"]\nschema = \"json\"\nbatch_size = 70",
     );
-    ws.source("from_s2", &source_library(), "in", &config);
-    let (output, report) = ws.run(&["--fault", "nack-every=3"]);
-    assert_ran(&output, &report);
+    ws.run_ok(&["--fault", "nack-every=3"]);
     assert_eq!(numbers(&ws, "in"), (0..500).collect::<Vec<_>>());
     // A restart resumes from the saved state.
     rt.block_on(append(&basin, "resume", 500..650));
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     assert_eq!(numbers(&ws, "in"), (0..650).collect::<Vec<_>>());
 }
 
@@ -210,15 +188,14 @@ fn a_batch_larger_than_one_read_gathers_several_in_order() {
     for chunk in 0..3 {
         rt.block_on(append(&basin, "large", chunk * 1000..(chunk + 1) * 1000));
     }
-    let config = format!(
-        "{}streams = [\"large\"]\nschema = \"json\"\nbatch_size = 5000\nbuffer_bytes = 4194304",
-        connection(&server)
+    source_from_s2(
+        &ws,
+        &server,
+        "streams = [\"large\"]\nschema = \"json\"\nbatch_size = 5000\nbuffer_bytes = 4194304",
     );
-    ws.source("from_s2", &source_library(), "in", &config);
     // The delayed answer gives the session time to read everything ahead of
     // the second poll, which then takes more than one read's worth.
-    let (output, report) = ws.run(&["--fault", "delay-result=300ms"]);
-    assert_ran(&output, &report);
+    let (_, report) = ws.run_ok(&["--fault", "delay-result=300ms"]);
     assert_eq!(numbers(&ws, "in"), (0..3000).collect::<Vec<_>>());
     let batches = connector(&report, "from_s2")["batches"].as_u64().unwrap();
     assert!(
@@ -234,13 +211,12 @@ fn a_batch_stored_but_not_saved_comes_again_with_the_same_ids() {
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "resave", 0..300));
-    let config = format!(
-        "{}streams = [\"resave\"]\nschema = \"json\"\nbatch_size = 70",
-        connection(&server)
+    source_from_s2(
+        &ws,
+        &server,
+        "streams = [\"resave\"]\nschema = \"json\"\nbatch_size = 70",
     );
-    ws.source("from_s2", &source_library(), "in", &config);
-    let (output, report) = ws.run(&["--fault", "fail-state-save-every=2"]);
-    assert_ran(&output, &report);
+    ws.run_ok(&["--fault", "fail-state-save-every=2"]);
     // At least once (the runtime stored the batch, then Nacked it), and each
     // repeat carries the same message id, for Iggy's deduplication.
     assert_eq!(
@@ -257,20 +233,16 @@ fn a_prefix_picks_up_new_streams_while_running() {
     let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "disc-a", 0..5));
     rt.block_on(append(&basin, "other", 100..105));
-    let config = format!(
-        "{}stream_prefix = \"disc-\"\ndiscovery_interval = \"300ms\"\nschema = \"json\"",
-        connection(&server)
+    source_from_s2(
+        &ws,
+        &server,
+        "stream_prefix = \"disc-\"\ndiscovery_interval = \"300ms\"\nschema = \"json\"",
     );
-    ws.source("from_s2", &source_library(), "in", &config);
     let running = BackgroundRun::start(&ws, "4s", &[]);
     std::thread::sleep(Duration::from_millis(1500));
     rt.block_on(append(&basin, "disc-b", 10..13));
     let output = running.wait();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", stderr(&output));
     let mut seen = numbers(&ws, "in");
     seen.sort_unstable();
     assert_eq!(seen, vec![0, 1, 2, 3, 4, 10, 11, 12]);
@@ -288,11 +260,10 @@ fn stream_starts_override_start_per_stream() {
     let config = format!(
         "{}streams = [\"per-a\", \"per-b\", \"per-c\"]\nschema = \"json\"\nstart = \"latest\"\n\
          [plugin_config.stream_starts]\n\"per-b\" = \"earliest\"\n\"per-c\" = {{ seq_num = 7 }}",
-        connection(&server)
+        server.connection(BASIN)
     );
     ws.source("from_s2", &source_library(), "in", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     let mut seen = numbers(&ws, "in");
     seen.sort_unstable();
     let expected: Vec<u64> = (100..110).chain(207..210).collect();
@@ -312,7 +283,7 @@ fn a_harness_killed_mid_run_resumes_from_its_state() {
     }
     let config = format!(
         "{}streams = [\"crash\"]\nschema = \"json\"\nbatch_size = {BATCH}",
-        connection(&server)
+        server.connection(BASIN)
     );
     run_until_state_is_saved(&ws, &config, "700ms").kill();
     let at_kill = ws.dump("in").len() as u64;
@@ -321,8 +292,7 @@ fn a_harness_killed_mid_run_resumes_from_its_state() {
         "killed mid-run: {at_kill} of {TOTAL} stored"
     );
 
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    ws.run_ok(&[]);
     // Nothing lost, nothing repeated but (at most) the one batch the kill
     // caught between its storage and its state save, with the same ids.
     let messages = ws.dump("in");
@@ -341,14 +311,14 @@ fn a_read_session_cut_by_a_server_restart_is_opened_again_without_loss_or_repeat
     // No SDK retries: the cut reaches the source, which opens the session again.
     let config = format!(
         "{}max_retries = 0\nstreams = [\"cut\"]\nschema = \"json\"\nbatch_size = 30",
-        connection(&server)
+        server.connection(BASIN)
     );
     let running = run_until_state_is_saved(&ws, &config, "4s");
     server.restart();
     // A new client: the old one's connection went with the server.
     rt.block_on(append(&server.basin_client(&rt, BASIN), "cut", 100..200));
     let output = running.wait();
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = stderr(&output);
     assert!(output.status.success(), "{log}");
     assert_eq!(numbers(&ws, "in"), (0..200).collect::<Vec<_>>());
     assert!(log.contains("cannot read stream `cut`"), "{log}");
@@ -361,13 +331,8 @@ fn a_gap_left_by_a_trim_is_reported_not_hidden() {
     let rt = runtime();
     let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "trimmed", 0..100));
-    let config = format!(
-        "{}streams = [\"trimmed\"]\nschema = \"json\"",
-        connection(&server)
-    );
-    ws.source("from_s2", &source_library(), "in", &config);
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    source_from_s2(&ws, &server, "streams = [\"trimmed\"]\nschema = \"json\"");
+    ws.run_ok(&[]);
     assert_eq!(numbers(&ws, "in"), (0..100).collect::<Vec<_>>());
 
     // Written and trimmed away while the source is not running.
@@ -393,11 +358,10 @@ fn a_gap_left_by_a_trim_is_reported_not_hidden() {
         Some(250)
     );
 
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
+    let (output, _) = ws.run_ok(&[]);
     let expected: Vec<u64> = (0..100).chain(250..300).collect();
     assert_eq!(numbers(&ws, "in"), expected);
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = stderr(&output);
     assert!(
         log.contains("stream `trimmed` jumped") && log.contains("records 100..250 were trimmed"),
         "{log}"
@@ -413,46 +377,40 @@ fn bad_config_missing_stream_and_unreachable_endpoint_are_clear_errors() {
     let cases = [
         (
             format!(
-                "access_token = \"secret-token-9\"\nendpoint = \"http://127.0.0.1:{dead_port}\"\nbasin = \"{BASIN}\"\nrequest_timeout = \"500ms\"\nmax_retries = 0\nstreams = [\"s\"]"
+                "{}streams = [\"s\"]",
+                unreachable_connection(dead_port, BASIN, "secret-token-9")
             ),
             format!("at http://127.0.0.1:{dead_port}"),
         ),
         (
-            format!("{}streams = [\"absent\"]", connection(&server)),
+            format!("{}streams = [\"absent\"]", server.connection(BASIN)),
             "absent".to_string(),
         ),
         (
             format!(
                 "{}streams = [\"s\"]\nstart = \"middle\"",
-                connection(&server)
+                server.connection(BASIN)
             ),
             "middle".to_string(),
         ),
         (
             format!(
                 "{}streams = [\"s\"]\nstream_prefix = \"x\"",
-                connection(&server)
+                server.connection(BASIN)
             ),
             "not both".to_string(),
         ),
         (
             format!(
                 "{}streams = [\"s\"]\n[plugin_config.stream_starts]\nt = \"latest\"",
-                connection(&server)
+                server.connection(BASIN)
             ),
             "stream_starts: `t` is not one of the streams read".to_string(),
         ),
     ];
-    for (index, (config, expected)) in cases.iter().enumerate() {
-        let key = format!("case{index}");
-        ws.source(&key, &source_library(), "in", config);
-        let file = ws.connectors().join(format!("{key}.toml"));
-        let output = ws.harness(&["--json", "check", file.to_str().unwrap()]);
-        assert_eq!(output.status.code(), Some(1), "case {index}");
-        let text = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(text.contains(expected.as_str()), "case {index}: {text}");
-        assert!(!text.contains("secret-token-9"), "no token: {text}");
-    }
+    ws.assert_each_refused(&cases, &["secret-token-9"], |key, config| {
+        ws.source(key, &source_library(), "in", config);
+    });
 }
 
 #[test]
@@ -475,13 +433,12 @@ fn records_the_runtime_would_refuse_are_skipped_or_wrapped_and_counted() {
     for policy in ["skip", "wrap"] {
         let config = format!(
             "{}streams = [\"mixed\"]\nschema = \"json\"\ninvalid_messages = \"{policy}\"",
-            connection(&server)
+            server.connection(BASIN)
         );
         ws.source(policy, &source_library(), policy, &config);
     }
-    let (output, report) = ws.run(&[]);
-    assert_ran(&output, &report);
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (output, report) = ws.run_ok(&[]);
+    let log = stderr(&output);
 
     assert_eq!(numbers(&ws, "skip"), vec![0, 1, 4, 5]);
     for seq_num in [2, 3] {
@@ -523,40 +480,28 @@ fn close_returns_soon_with_s2_lite_killed_under_a_running_source() {
     let basin = server.basin_client(&rt, BASIN);
     rt.block_on(append(&basin, "gone-a", 0..100));
     // Listing a prefix every 300 ms: polls keep asking the dead server.
-    let config = format!(
-        "{}stream_prefix = \"gone-\"\ndiscovery_interval = \"300ms\"\nschema = \"json\"",
-        connection(&server)
+    source_from_s2(
+        &ws,
+        &server,
+        "stream_prefix = \"gone-\"\ndiscovery_interval = \"300ms\"\nschema = \"json\"",
     );
-    ws.source("from_s2", &source_library(), "in", &config);
     let state = ws.path("state").join("source_from_s2.state");
     let started = std::time::Instant::now();
-    let args = ws.run_args(&["--duration", "5s"]);
-    let mut run = std::process::Command::new(harness_binary())
-        .args(&args)
-        .current_dir(ws.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("harness starts");
+    let mut run = BackgroundRun::ending(&ws, &["--duration", "5s"]);
     let read = wait_until(Duration::from_secs(20), || state.is_file().then_some(()));
     server.kill();
     assert!(read.is_some(), "the source never saved a state");
-    let ended = exit_within(
-        &mut run,
-        std::time::Instant::now(),
-        RUN + Duration::from_secs(20),
-    );
+    let ended = run.exit_within(std::time::Instant::now(), RUN + Duration::from_secs(20));
     let elapsed = started.elapsed();
-    let output = run.wait_with_output().expect("harness output");
-    let log = String::from_utf8_lossy(&output.stderr);
+    let output = run.wait();
+    let log = stderr(&output);
     assert!(ended.is_some(), "still running after {elapsed:?}: {log}");
     // Stopped at 5 s; closing (and the worker's wait) within 10 s of it.
     assert!(
         elapsed < RUN + Duration::from_secs(10),
         "ended {elapsed:?} after the start: {log}"
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no report ({e}): {log}"));
+    let report = json_report(&output);
     // `error` if close returned non-zero.
     assert_eq!(
         connector(&report, "from_s2")["status"],
@@ -578,7 +523,7 @@ fn both_plugins_serve_their_counters_while_records_flow() {
     let sink = format!(
         "{}stream = \"metered\"\nmetrics = {{ address = {port}, connector = \"to_s2\" }}\n\
          [plugin_config.create_stream]",
-        connection(&server)
+        server.connection(BASIN)
     );
     ws.sink("to_s2", &plugin("iggy_connector_s2_sink"), "out", &sink);
     let (scrapes, report) = scrape_while_running(&ws, &[port], |s| {
@@ -602,7 +547,7 @@ fn both_plugins_serve_their_counters_while_records_flow() {
     let port = process::free_port();
     let source = format!(
         "{}streams = [\"metered\"]\nschema = \"json\"\nmetrics = {{ address = {port}, connector = \"from_s2\" }}",
-        connection(&server)
+        server.connection(BASIN)
     );
     ws.source("from_s2", &source_library(), "back", &source);
     let (scrapes, report) = scrape_while_running(&ws, &[port], |s| {

@@ -2,7 +2,7 @@
 //! loopback ports with its data in a temp dir, the stand-in for openGemini's
 //! write and query API, plus a small HTTP/1.0 client to query it.
 
-use crate::process::{ServerProcess, free_port, require_binary};
+use crate::process::{ServerProcess, free_port, require_binary, server_process_methods};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -63,13 +63,13 @@ impl InfluxServer {
         );
         let config_file = root.join("influxdb.conf");
         std::fs::write(&config_file, config).expect("influxdb config");
-        let server = Self {
+        let mut server = Self {
             port,
             admin: options.admin.clone(),
-            process: launch(&config_file, port),
+            process: ServerProcess::idle("influxd", &root.join("influxd.log")),
             config_file,
         };
-        server.await_ping();
+        server.launch();
         if let Some((user, password)) = &options.admin {
             // With auth on, the first admin may be created without credentials.
             let (status, body) = request(
@@ -98,21 +98,22 @@ impl InfluxServer {
         panic!("influxd never answered /ping; log:\n{}", self.log_tail());
     }
 
-    pub fn pid(&self) -> u32 {
-        self.process.pid().expect("influxd is running")
-    }
-
-    /// Kills influxd (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        self.process.stop();
-    }
-
-    /// Starts influxd again on the same port with the same data.
-    pub fn restart(&mut self) {
-        self.process.stop();
-        self.process = launch(&self.config_file, self.port);
+    /// Starts influxd on its config (port and data) and waits until it answers `/ping`.
+    fn launch(&mut self) {
+        let binary = require_binary(
+            "influxd",
+            &["/usr/bin/influxd", "/usr/local/bin/influxd"],
+            "run scripts/install-test-deps (Debian package influxdb)",
+        );
+        let mut command = Command::new(binary);
+        command.arg("run").arg("-config").arg(&self.config_file);
+        self.process.start(command);
+        self.process.await_port(self.port, Duration::from_secs(30));
         self.await_ping();
     }
+
+    // A restart keeps the port and the data.
+    server_process_methods!(restartable);
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -188,30 +189,12 @@ impl InfluxServer {
             .unwrap_or_else(|| panic!("no httpd counter `{name}` in /debug/vars"))
     }
 
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
-
     fn credentials(&self) -> String {
         match &self.admin {
             Some((user, password)) => format!("&u={}&p={}", encode(user), encode(password)),
             None => String::new(),
         }
     }
-}
-
-fn launch(config_file: &Path, port: u16) -> ServerProcess {
-    let binary = require_binary(
-        "influxd",
-        &["/usr/bin/influxd", "/usr/local/bin/influxd"],
-        "run scripts/install-test-deps (Debian package influxdb)",
-    );
-    let mut command = Command::new(binary);
-    command.arg("run").arg("-config").arg(config_file);
-    let log = config_file.with_file_name("influxd.log");
-    let mut process = ServerProcess::spawn("influxd", command, &log);
-    process.await_port(port, Duration::from_secs(30));
-    process
 }
 
 /// One HTTP/1.0 request (so the answer is never chunked); status and body.

@@ -8,7 +8,9 @@
 //! Also where the same script puts Flink's Kafka table connector and its
 //! runtime jars, for a test Flink cluster's lib dir.
 
-use crate::process::{ServerProcess, dies_with_parent, free_port, installed_classpath};
+use crate::process::{
+    ServerProcess, dies_with_parent, free_port, installed_classpath, server_process_methods,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -82,9 +84,7 @@ impl KafkaServer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
+    server_process_methods!();
 }
 
 /// One node as broker and controller, loopback listeners only, every

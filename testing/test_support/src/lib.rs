@@ -4,6 +4,7 @@
 //! in temp dirs, harness runs with JSON reports, and real servers started on
 //! loopback and stopped by PID.
 
+mod background;
 pub mod flink;
 pub mod influxdb;
 pub mod kafka;
@@ -13,6 +14,8 @@ pub mod perf;
 pub mod pravega;
 pub mod process;
 pub mod s2;
+
+pub use background::BackgroundRun;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -87,26 +90,95 @@ impl Workspace {
         dir
     }
 
-    /// Writes a sink connector file reading `stream/topic`.
+    /// Writes a sink connector file reading JSON from `orders/topic`.
     pub fn sink(&self, key: &str, library: &Path, topic: &str, plugin_config: &str) {
+        let streams = sink_stream(topic, "json", 100);
+        self.connector_file("sink", key, library, &streams, plugin_config);
+    }
+
+    /// Writes a source connector file producing JSON to `orders/topic`.
+    pub fn source(&self, key: &str, library: &Path, topic: &str, plugin_config: &str) {
+        let streams = source_stream(topic, "json");
+        self.connector_file("source", key, library, &streams, plugin_config);
+    }
+
+    /// Writes testkit sink `key` over `orders/topic` recording what it takes
+    /// into `<key>.jsonl` in the workspace, then the config lines `extra`;
+    /// the record's path (see [`recorded`]).
+    pub fn recording_sink(&self, key: &str, topic: &str, extra: &str) -> PathBuf {
+        let record = self.path(&format!("{key}.jsonl"));
+        let config = format!("record_path = \"{}\"\n{extra}", record.display());
+        self.sink(key, &testkit_sink(), topic, &config);
+        record
+    }
+
+    /// Writes connector file `<key>.toml` of `kind` (`sink` or `source`)
+    /// for `library` (a path, or a bare name the harness resolves), with
+    /// `streams` (its `[[streams]]` tables, e.g. [`sink_stream`]s) and the
+    /// `[plugin_config]` lines.
+    pub fn connector_file(
+        &self,
+        kind: &str,
+        key: &str,
+        library: &Path,
+        streams: &str,
+        plugin_config: &str,
+    ) {
         let text = format!(
-            "type = \"sink\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
-             [[streams]]\nstream = \"orders\"\ntopics = [\"{topic}\"]\nschema = \"json\"\nbatch_length = 100\npoll_interval = \"2ms\"\n\n\
-             [plugin_config]\n{plugin_config}\n",
+            "type = \"{kind}\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
+             {streams}[plugin_config]\n{plugin_config}\n",
             library.display()
         );
         std::fs::write(self.connectors().join(format!("{key}.toml")), text).unwrap();
     }
 
-    /// Writes a source connector file producing to `stream/topic`.
-    pub fn source(&self, key: &str, library: &Path, topic: &str, plugin_config: &str) {
-        let text = format!(
-            "type = \"source\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
-             [[streams]]\nstream = \"orders\"\ntopic = \"{topic}\"\nschema = \"json\"\n\n\
-             [plugin_config]\n{plugin_config}\n",
-            library.display()
-        );
-        std::fs::write(self.connectors().join(format!("{key}.toml")), text).unwrap();
+    /// `check` of connector file `<key>.toml`, with a JSON report.
+    pub fn check(&self, key: &str) -> Output {
+        self.check_with_env(key, &[])
+    }
+
+    /// [`Workspace::check`] with environment variables set for the harness
+    /// (and so for the plugin).
+    pub fn check_with_env(&self, key: &str, env: &[(&str, &str)]) -> Output {
+        let file = self.connectors().join(format!("{key}.toml"));
+        Command::new(harness_binary())
+            .args(["--json", "check", file.to_str().expect("UTF-8 path")])
+            .envs(env.iter().copied())
+            .current_dir(self.dir.path())
+            .output()
+            .expect("harness runs")
+    }
+
+    /// [`Workspace::check`] of a connector that must not open (exit code
+    /// 1); its JSON report as text.
+    pub fn failed_check(&self, key: &str) -> String {
+        let output = self.check(key);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{key}: {text}");
+        text
+    }
+
+    /// For each case `(plugin_config, expected)`, `write(key, plugin_config)`
+    /// makes connector file `case<i>`, and `check` must refuse it with a
+    /// report that names `expected` and shows none of `secrets`.
+    pub fn assert_each_refused<C: AsRef<str>, E: AsRef<str>>(
+        &self,
+        cases: &[(C, E)],
+        secrets: &[&str],
+        write: impl Fn(&str, &str),
+    ) {
+        for (index, (config, expected)) in cases.iter().enumerate() {
+            let key = format!("case{index}");
+            write(&key, config.as_ref());
+            let text = self.failed_check(&key);
+            assert!(text.contains(expected.as_ref()), "case {index}: {text}");
+            for secret in secrets {
+                assert!(
+                    !text.contains(secret),
+                    "case {index} shows a secret: {text}"
+                );
+            }
+        }
     }
 
     pub fn harness(&self, args: &[&str]) -> Output {
@@ -140,13 +212,7 @@ impl Workspace {
     pub fn run_ending(&self, end: &[&str]) -> (Output, serde_json::Value) {
         let args = self.run_args(end);
         let output = self.harness(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "run printed no JSON report ({e}); status {}; stderr:\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
+        let report = json_report(&output);
         (output, report)
     }
 
@@ -155,74 +221,80 @@ impl Workspace {
         self.run_ending(&until_idle("700ms", extra))
     }
 
+    /// [`Workspace::run`] that must succeed (see [`assert_ran`]).
+    pub fn run_ok(&self, extra: &[&str]) -> (Output, serde_json::Value) {
+        let (output, report) = self.run(extra);
+        assert_ran(&output, &report);
+        (output, report)
+    }
+
     pub fn produce(&self, topic: &str, count: u64) {
-        let data = self.path("data");
-        let output = self.harness(&[
-            "produce",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--stream",
-            "orders",
-            "--topic",
-            topic,
-            "--generate",
-            &count.to_string(),
-            "--payload-size",
-            "64",
-        ]);
-        assert!(
-            output.status.success(),
-            "produce failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let count = count.to_string();
+        let extra = ["--generate", &count, "--payload-size", "64"];
+        succeeded("produce", self.on_topic("produce", topic, &extra));
     }
 
     /// Appends JSON lines (`envelope`: `{"id","headers","payload"}` objects) to a topic.
     pub fn produce_lines(&self, topic: &str, lines: &str, envelope: bool) {
-        let data = self.path("data");
+        succeeded("produce", self.try_produce_lines(topic, lines, envelope));
+    }
+
+    /// [`Workspace::produce_lines`] that may fail: the harness's output.
+    pub fn try_produce_lines(&self, topic: &str, lines: &str, envelope: bool) -> Output {
         let input = self.path("produce-input.jsonl");
         std::fs::write(&input, lines).unwrap();
-        let mut args = vec![
-            "produce",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--stream",
-            "orders",
-            "--topic",
-            topic,
-            "--file",
-            input.to_str().unwrap(),
-        ];
+        let mut extra = vec!["--file", input.to_str().unwrap()];
         if envelope {
-            args.push("--envelope");
+            extra.push("--envelope");
         }
-        let output = self.harness(&args);
-        assert!(
-            output.status.success(),
-            "produce failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        self.on_topic("produce", topic, &extra)
     }
 
     /// The topic's messages as dumped JSON lines.
     pub fn dump(&self, topic: &str) -> Vec<serde_json::Value> {
+        lines(&succeeded("dump", self.on_topic("dump", topic, &[])).stdout)
+    }
+
+    /// `command` (`produce`, `dump`) on `orders/topic` of this workspace's
+    /// disk store, then `extra`.
+    fn on_topic(&self, command: &str, topic: &str, extra: &[&str]) -> Output {
         let data = self.path("data");
-        let output = self.harness(&[
-            "dump",
+        let mut args = vec![
+            command,
             "--data-dir",
             data.to_str().unwrap(),
             "--stream",
             "orders",
             "--topic",
             topic,
-        ]);
-        assert!(
-            output.status.success(),
-            "dump failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        lines(&output.stdout)
+        ];
+        args.extend_from_slice(extra);
+        self.harness(&args)
     }
+}
+
+/// `output`, once it is known to be a success of `what`.
+fn succeeded(what: &str, output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        stderr(&output)
+    );
+    output
+}
+
+/// A sink's `[[streams]]` table: `orders/topic` read as `schema` in
+/// batches of `batch_length`, polled every 2 ms.
+pub fn sink_stream(topic: &str, schema: &str, batch_length: usize) -> String {
+    format!(
+        "[[streams]]\nstream = \"orders\"\ntopics = [\"{topic}\"]\nschema = \"{schema}\"\n\
+         batch_length = {batch_length}\npoll_interval = \"2ms\"\n\n"
+    )
+}
+
+/// A source's `[[streams]]` table: producing `schema` to `orders/topic`.
+pub fn source_stream(topic: &str, schema: &str) -> String {
+    format!("[[streams]]\nstream = \"orders\"\ntopic = \"{topic}\"\nschema = \"{schema}\"\n\n")
 }
 
 pub fn lines(bytes: &[u8]) -> Vec<serde_json::Value> {
@@ -251,11 +323,42 @@ pub fn seqs(messages: &[serde_json::Value], payload_is_text: bool) -> Vec<u64> {
         .collect()
 }
 
+/// A harness command's standard error, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The JSON report a harness command (`--json`) printed; panics with its
+/// log if there is none.
+pub fn json_report(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the harness printed no JSON report ({e}); status {}; stderr:\n{}",
+            output.status,
+            stderr(output)
+        )
+    })
+}
+
+/// The run succeeded; else its report and log say why.
+pub fn assert_ran(output: &Output, report: &serde_json::Value) {
+    assert!(output.status.success(), "{report}\n{}", stderr(output));
+}
+
 pub fn connector<'a>(report: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
     report["connectors"]
         .as_array()
         .and_then(|all| all.iter().find(|c| c["key"] == key))
         .unwrap_or_else(|| panic!("no connector {key} in {report}"))
+}
+
+/// An integer header of a dumped message (dumped as `int64: 42`).
+pub fn int_header(message: &serde_json::Value, name: &str) -> i64 {
+    message["headers"][name]
+        .as_str()
+        .and_then(|value| value.rsplit(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no integer header {name}: {message}"))
 }
 
 pub fn recorded(path: &Path) -> Vec<serde_json::Value> {
@@ -273,7 +376,13 @@ pub fn recorded_so_far(path: &Path) -> usize {
 
 /// How a `run` ends once nothing has moved for `idle` (or after 60 s), then `extra`.
 pub fn until_idle<'a>(idle: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut end = vec!["--exit-when-idle", idle, "--duration", "60s"];
+    until_idle_within(idle, "60s", extra)
+}
+
+/// [`until_idle`] with a longer bound than 60 s, `limit` (`120s`), for
+/// runs that wait on a slow server.
+pub fn until_idle_within<'a>(idle: &'a str, limit: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut end = vec!["--exit-when-idle", idle, "--duration", limit];
     end.extend_from_slice(extra);
     end
 }

@@ -1,8 +1,7 @@
 //! Scraping a plugin's Prometheus endpoint while `iggy-harness run` moves
 //! data, as a monitoring system would.
 
-use crate::Workspace;
-use crate::s2::BackgroundRun;
+use crate::{BackgroundRun, Workspace, json_report};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -94,13 +93,7 @@ pub fn scrape_while_running(
             break;
         }
     }
-    let output = run.wait();
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "run printed no JSON report ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let report = json_report(&run.wait());
     assert!(
         ports.iter().all(|port| scrape(*port).is_none()),
         "an endpoint outlived its connector"

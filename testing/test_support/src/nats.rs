@@ -4,7 +4,7 @@
 #[cfg(feature = "nats-auth")]
 pub mod auth;
 
-use crate::process::{ServerProcess, free_port, require_binary};
+use crate::process::{ServerProcess, free_port, require_binary, server_process_methods};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -105,26 +105,10 @@ impl NatsServer {
         self.process.await_port(self.port, Duration::from_secs(20));
     }
 
-    pub fn pid(&self) -> u32 {
-        self.process.running_pid()
-    }
-
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        self.process.stop();
-    }
-
-    /// Starts it again on the same port with the same store.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.launch();
-    }
-
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
+    // A restart keeps the port and the store.
+    server_process_methods!(restartable);
 }

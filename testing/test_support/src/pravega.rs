@@ -6,11 +6,13 @@
 //! The standalone keeps events in memory only: a killed server comes back
 //! empty. Outage tests that need the events to survive freeze it instead.
 
-use crate::process::{ServerProcess, dies_with_parent, free_port, installed_classpath};
+use crate::process::{
+    ServerProcess, dies_with_parent, free_port, installed_classpath, server_process_methods,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const INSTALL_HINT: &str =
     "run scripts/install-test-deps (resolves io.pravega:pravega-standalone with Maven)";
@@ -104,24 +106,18 @@ impl PravegaServer {
         format!("tcp://127.0.0.1:{}", self.controller_port)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.process.running_pid()
-    }
+    // A kill loses every event; a restart comes back empty on the same ports.
+    server_process_methods!(restartable);
+}
 
-    /// Kills the JVM (SIGKILL), as a crash would; every event is gone with it.
-    pub fn kill(&mut self) {
-        self.process.stop();
-    }
-
-    /// Starts it again, empty, on the same ports.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.launch();
-    }
-
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
+/// A scope name no other test or run uses, `iggy-<test>-…`: tests on a
+/// shared server each take a scope of their own.
+pub fn fresh_scope(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_nanos();
+    format!("iggy-{test}-{}-{nanos}", std::process::id())
 }
 
 /// The shared server's dir, named by this process; the dirs of test

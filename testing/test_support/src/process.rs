@@ -130,15 +130,8 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `command` with stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, command: Command, log: &Path) -> Self {
-        let mut process = Self::idle(name, log);
-        process.start(command);
-        process
-    }
-
-    /// A server not running yet: fixtures that kill and start their server
-    /// again keep one and `start` it each time.
+    /// A server not running yet: fixtures keep one and `start` it (again
+    /// after a kill) with their command.
     pub fn idle(name: &str, log: &Path) -> Self {
         Self {
             name: name.to_string(),
@@ -237,6 +230,42 @@ impl Drop for ServerProcess {
         self.stop();
     }
 }
+
+/// The methods of a server fixture over its `process` field (a
+/// [`ServerProcess`]), written once for every fixture. They are inherent
+/// methods rather than a trait's so that callers (tests, benchmarks, the
+/// demo) need no import for them. `restartable` adds `restart` over the
+/// fixture's own `launch(&mut self)`, which starts the server again on the
+/// same ports (and data, where the fixture keeps it) and waits until it serves.
+macro_rules! server_process_methods {
+    () => {
+        /// The running server's PID (for SIGSTOP/SIGCONT and CPU figures);
+        /// panics when it is not running.
+        pub fn pid(&self) -> u32 {
+            self.process.running_pid()
+        }
+
+        /// Kills the server (SIGKILL), as a crash would.
+        pub fn kill(&mut self) {
+            self.process.stop();
+        }
+
+        /// The end of the server's log (for failure messages).
+        pub fn log_tail(&self) -> String {
+            self.process.log_tail()
+        }
+    };
+    (restartable) => {
+        $crate::process::server_process_methods!();
+
+        /// Kills the server and starts it again as it was.
+        pub fn restart(&mut self) {
+            self.kill();
+            self.launch();
+        }
+    };
+}
+pub(crate) use server_process_methods;
 
 /// Asks the kernel to kill the child with SIGKILL when this process ends:
 /// a server kept in a static (shared by a test binary) is never dropped.

@@ -1,13 +1,13 @@
 //! A real S2 API server (s2-lite) on a free loopback port, in memory or on a
 //! temp dir, with basins made at start; tests can kill and restart it. Also
-//! what the S2 crash tests need besides: a harness run in the background.
+//! what both S2 plugins' tests reach it with: their connection settings and
+//! (feature `s2`) a client of its own.
 
-use crate::process::{ServerProcess, free_port};
-use crate::{Workspace, harness_binary, until_idle};
+use crate::process::{ServerProcess, free_port, server_process_methods};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub struct S2Lite {
@@ -116,25 +116,35 @@ impl S2Lite {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// For the benchmarks' CPU figures.
-    pub fn pid(&self) -> u32 {
-        self.process.running_pid()
+    /// The `[plugin_config]` lines with which both S2 plugins reach `basin`
+    /// on this server (any token does for s2-lite), with a short request timeout.
+    pub fn connection(&self, basin: &str) -> String {
+        format!(
+            "access_token = \"test-token-123\"\nendpoint = \"{}\"\nbasin = \"{basin}\"\nrequest_timeout = \"2s\"\n",
+            self.endpoint()
+        )
     }
 
-    /// Kills the server (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        self.process.stop();
-    }
+    // A restart keeps the port, and the records when on disk.
+    server_process_methods!(restartable);
+}
 
-    /// Starts it again on the same port (and directory, when on disk).
-    pub fn restart(&mut self) {
-        self.kill();
-        self.launch();
-    }
+/// The `[plugin_config]` lines of an S2 plugin sent to `port` on loopback,
+/// where nothing listens, giving up at once; `token` must never be shown.
+pub fn unreachable_connection(port: u16, basin: &str, token: &str) -> String {
+    format!(
+        "access_token = \"{token}\"\nendpoint = \"http://127.0.0.1:{port}\"\nbasin = \"{basin}\"\n\
+         request_timeout = \"500ms\"\nmax_retries = 0\n"
+    )
+}
 
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
+/// A runtime for the test's own S2 clients ([`S2Lite::basin_client`]).
+#[cfg(feature = "s2")]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 #[cfg(feature = "s2")]
@@ -154,59 +164,3 @@ impl S2Lite {
         s2_sdk::S2::new(config).expect("s2-sdk client").basin(name)
     }
 }
-
-/// `iggy-harness run` over a workspace's connectors (disk store, state dir)
-/// started in the background, for the S2 crash tests: they kill it (SIGKILL,
-/// by PID) mid-run, or take s2-lite away under it. Killed when dropped.
-pub struct BackgroundRun {
-    child: Option<Child>,
-}
-
-impl BackgroundRun {
-    /// Ends by itself once nothing has moved for `idle` (or after 60 s).
-    pub fn start(ws: &Workspace, idle: &str, extra: &[&str]) -> Self {
-        let child = Command::new(harness_binary())
-            .args(ws.run_args(&until_idle(idle, extra)))
-            .current_dir(ws.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("harness starts");
-        Self { child: Some(child) }
-    }
-
-    /// SIGKILL, as a crash would, and reaps it.
-    pub fn kill(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
-    }
-
-    /// Waits for the run to end by itself (`--duration` bounds it).
-    pub fn wait(mut self) -> Output {
-        self.child
-            .take()
-            .expect("running")
-            .wait_with_output()
-            .expect("harness output")
-    }
-}
-
-impl Drop for BackgroundRun {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-pub use crate::process::wait_until;

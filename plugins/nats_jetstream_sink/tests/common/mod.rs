@@ -6,7 +6,8 @@
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use iggy_harness_test_support::nats::NatsServer;
-use iggy_harness_test_support::plugin;
+use iggy_harness_test_support::{Workspace, plugin};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -89,6 +90,47 @@ pub fn header(message: &Received, name: &str) -> Option<String> {
         .as_ref()?
         .get(name)
         .map(|v| v.as_str().to_string())
+}
+
+/// A nats-server in the workspace with stream `ORDERS` (subjects
+/// `orders.>`), and `messages` generated into topic `created`.
+pub fn server_with_orders(ws: &Workspace, messages: u64) -> NatsServer {
+    let server = NatsServer::start(ws.dir.path());
+    let rt = runtime();
+    let js = rt.block_on(context(&server.url()));
+    rt.block_on(create_stream(&js, "ORDERS", &["orders.>"]));
+    ws.produce("created", messages);
+    server
+}
+
+/// Waits (10 s at most) until stream `ORDERS` holds `count` messages.
+pub fn wait_for_stored(server: &NatsServer, count: u64) {
+    runtime().block_on(async {
+        let js = context(&server.url()).await;
+        for _ in 0..400 {
+            if let Ok(mut stream) = js.get_stream("ORDERS").await
+                && stream
+                    .info()
+                    .await
+                    .is_ok_and(|info| info.state.messages >= count)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the sink did not store {count} messages within 10 s");
+    });
+}
+
+/// Each of `count` messages is in `received` exactly once, told apart by
+/// the sink's `Nats-Msg-Id`.
+pub fn assert_each_once(received: &[Received], count: usize) {
+    let ids: BTreeSet<String> = received
+        .iter()
+        .filter_map(|m| header(m, "Nats-Msg-Id"))
+        .collect();
+    assert_eq!(ids.len(), count, "every message arrived");
+    assert_eq!(received.len(), count, "and none twice");
 }
 
 pub fn connection(server: &NatsServer) -> String {

@@ -7,8 +7,9 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use iggy_harness_test_support::nats::NatsServer;
-use iggy_harness_test_support::{Workspace, plugin};
+use iggy_harness_test_support::{Workspace, plugin, stderr, until_idle_within};
 use std::future::Future;
+use std::process::Output;
 
 pub const STREAM: &str = "ORDERS";
 pub const KEY: &str = "nats_source";
@@ -219,36 +220,18 @@ pub fn assert_ordered_per_subject(stored: &[(String, u64)]) {
 
 /// Runs the harness with its defaults plus `extra`; panics with the log unless it succeeded.
 pub fn run_ok(ws: &Workspace, extra: &[&str]) -> (String, serde_json::Value) {
-    let (output, report) = ws.run(extra);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "run failed: {report}\n{stderr}");
-    (stderr, report)
+    succeeded(ws.run(extra))
 }
 
 /// Like `Workspace::run`, but waiting `idle` for the source to go quiet (a
 /// restarted server takes a few seconds to come back).
 pub fn run_patiently(ws: &Workspace, idle: &str, extra: &[&str]) -> (String, serde_json::Value) {
-    let connectors = ws.connectors();
-    let (data, state) = (ws.path("data"), ws.path("state"));
-    let mut args = vec![
-        "--json",
-        "run",
-        "--connectors-dir",
-        connectors.to_str().expect("UTF-8 path"),
-        "--data-dir",
-        data.to_str().expect("UTF-8 path"),
-        "--state-dir",
-        state.to_str().expect("UTF-8 path"),
-        "--exit-when-idle",
-        idle,
-        "--duration",
-        "120s",
-    ];
-    args.extend_from_slice(extra);
-    let output = ws.harness(&args);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); {}:\n{stderr}", output.status));
+    succeeded(ws.run_ending(&until_idle_within(idle, "120s", extra)))
+}
+
+/// A run's log and report, once it is known to have succeeded.
+fn succeeded((output, report): (Output, serde_json::Value)) -> (String, serde_json::Value) {
+    let stderr = stderr(&output);
     assert!(output.status.success(), "run failed: {report}\n{stderr}");
     (stderr, report)
 }

@@ -1,4 +1,4 @@
-//! What the tests against a real Pravega share: connector files, messages
+//! What the sink's tests against a real Pravega share: connector files, messages
 //! with a tenant header, reading a stream back through the Pravega source,
 //! and a harness run in the background that a test can watch and outlast.
 
@@ -11,19 +11,10 @@ use iggy_harness_test_support::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::process::{Child, Command, ExitStatus, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 pub const SINK: &str = "to_pravega";
-
-/// A scope name no other run uses.
-pub fn fresh_scope(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("iggy-{test}-{}-{nanos}", std::process::id())
-}
 
 /// The connection keys of a `[plugin_config]`, short client time limits.
 pub fn connection(uri: &str, scope: &str, stream: &str) -> String {
@@ -44,14 +35,6 @@ pub fn produce(ws: &Workspace, numbers: std::ops::Range<u64>) {
         })
         .collect();
     ws.produce_lines("out", &lines, true);
-}
-
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-pub fn assert_ran(output: &Output, report: &Value) {
-    assert!(output.status.success(), "{report}\n{}", stderr(output));
 }
 
 /// The sink `SINK` over topic `out` with the connection keys and `settings`.
@@ -87,7 +70,7 @@ fn read_back_into(ws: &Workspace, uri: &str, scope: &str, stream: &str, topic: &
         &source,
     );
     // Longer idle than `Workspace::run` allows: a reader group takes a while to start.
-    let (output, report) = ws.run_ending(&["--exit-when-idle", "5s", "--duration", "120s"]);
+    let (output, report) = ws.run_ending(&until_idle_within("5s", "120s", &[]));
     assert_ran(&output, &report);
     // Shown with a failing test: what the source met while reading.
     for line in stderr(&output).lines().filter(|l| l.contains("WARN")) {
@@ -134,15 +117,6 @@ pub fn numbers_read(messages: &[Value]) -> Vec<u64> {
 /// Every `n` read back, sorted (duplicates kept).
 pub fn numbers(messages: &[Value]) -> Vec<u64> {
     sorted(numbers_read(messages))
-}
-
-/// An int64 header of a message read back (dumped as `int64: N`).
-pub fn int_header(message: &Value, name: &str) -> i64 {
-    message["headers"][name]
-        .as_str()
-        .and_then(|v| v.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no int header {name}: {message}"))
 }
 
 /// The counters the sink logged when it closed (`name=value …`).

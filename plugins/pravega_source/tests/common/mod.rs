@@ -9,24 +9,15 @@
 mod raw_pravega;
 
 use base64::Engine;
+use iggy_harness_test_support::pravega::fresh_scope;
 use iggy_harness_test_support::*;
 use pravega_client::client_factory::ClientFactory;
 use pravega_client_shared::{ScopedStream, Segment};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const KEY: &str = "from_pravega";
 pub const TOPIC: &str = "in";
-
-/// A scope name no other test or run uses.
-pub fn fresh_scope(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("iggy-src-{test}-{}-{nanos}", std::process::id())
-}
 
 /// The source's connection keys (short client time limits: a test waits for them).
 pub fn connection(uri: &str, scope: &str) -> String {
@@ -39,14 +30,16 @@ pub fn connection(uri: &str, scope: &str) -> String {
 /// `settings` after the connection keys: the `[[streams]]` schema matches
 /// the plugin's `schema`, so a raw source's bytes reach the store unchanged.
 pub fn source_file(ws: &Workspace, uri: &str, scope: &str, schema: &str, settings: &str) {
-    let text = format!(
-        "type = \"source\"\nkey = \"{KEY}\"\nenabled = true\nversion = 0\nname = \"{KEY}\"\npath = \"{}\"\n\n\
-         [[streams]]\nstream = \"orders\"\ntopic = \"{TOPIC}\"\nschema = \"{schema}\"\n\n\
-         [plugin_config]\n{}schema = \"{schema}\"\npoll_wait = \"200ms\"\n{settings}\n",
-        plugin("iggy_connector_pravega_source").display(),
-        connection(uri, scope),
+    ws.connector_file(
+        "source",
+        KEY,
+        &plugin("iggy_connector_pravega_source"),
+        &source_stream(TOPIC, schema),
+        &format!(
+            "{}schema = \"{schema}\"\npoll_wait = \"200ms\"\n{settings}",
+            connection(uri, scope)
+        ),
     );
-    std::fs::write(ws.connectors().join(format!("{KEY}.toml")), text).unwrap();
 }
 
 /// A stream of `segments` segments in a scope of its own holding
@@ -59,7 +52,7 @@ pub fn raw_source(
     written: std::ops::Range<u32>,
     settings: &str,
 ) -> (Pravega, Workspace, String) {
-    let scope = fresh_scope(test);
+    let scope = fresh_scope(&format!("src-{test}"));
     let pravega = Pravega::create(uri, &scope, segments);
     pravega.write(binary_events(written));
     let ws = Workspace::new();
@@ -79,16 +72,14 @@ pub fn run_until_idle(
     idle: &str,
     extra: &[&str],
 ) -> (std::process::Output, serde_json::Value) {
-    let mut end = vec!["--exit-when-idle", idle, "--duration", "120s"];
-    end.extend_from_slice(extra);
-    let (output, report) = ws.run_ending(&end);
-    assert_ran(&output);
+    let (output, report) = ws.run_ending(&until_idle_within(idle, "120s", extra));
+    assert_polled_cleanly(&output);
     (output, report)
 }
 
 /// The run succeeded and no poll failed: against a healthy server every
 /// reader group, Nacks and restarts included, must start at once.
-pub fn assert_ran(output: &std::process::Output) {
+pub fn assert_polled_cleanly(output: &std::process::Output) {
     let report = String::from_utf8_lossy(&output.stdout);
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{report}\n{log}");
@@ -140,17 +131,6 @@ pub fn stored_numbers(ws: &Workspace) -> Vec<u32> {
         .collect();
     numbers.sort_unstable();
     numbers
-}
-
-/// An integer header of a dumped message (`"int64: 42"`).
-pub fn int_header(message: &serde_json::Value, name: &str) -> i64 {
-    let text = message["headers"][name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no header {name}: {message}"));
-    text.rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("header {name} = {text}"))
 }
 
 /// One stream `scope/orders` on a Pravega server, written and scaled
