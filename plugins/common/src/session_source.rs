@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::Counters;
 use crate::admission::{Admission, InvalidMessages};
-use crate::metrics::{Metered, Telemetry};
+use crate::metrics::{Gauge, Metered, Telemetry};
 
 #[async_trait]
 pub trait SourceSession: Send + Sized + 'static {
@@ -50,6 +50,12 @@ pub trait SourceSession: Send + Sized + 'static {
             Some(id) => format!("id {id}"),
             None => "no id".to_owned(),
         }
+    }
+
+    /// Values beside the counters that the metrics endpoint serves, as
+    /// `iggy_<PLUGIN>_<name>` (e.g. a lag); asked once, after `open`.
+    fn gauges(&self) -> Vec<(&'static str, Arc<Gauge>)> {
+        Vec::new()
     }
 }
 
@@ -102,7 +108,10 @@ impl<S: SourceSession> Source for SessionSource<S> {
             .ok_or_else(|| Error::InitError(format!("{} {} is already open", S::NAME, self.id)))?;
         let metrics = config.metrics().cloned();
         let mut session = S::open(self.id, config, state).await?;
-        let mut telemetry = Telemetry::source(S::PLUGIN, &session.counters());
+        let mut telemetry = session.gauges().into_iter().fold(
+            Telemetry::source(S::PLUGIN, &session.counters()),
+            |telemetry, (name, gauge)| telemetry.with_gauge(name, &gauge),
+        );
         if let Err(error) = telemetry.serve(metrics.as_ref(), self.id).await {
             session.close().await;
             return Err(error);
@@ -238,6 +247,80 @@ mod tests {
         assert_eq!(
             wrapped.messages[1].payload,
             br#"{"invalid_payload_text":"oops"}"#
+        );
+    }
+
+    /// Serves a lag gauge beside its counters.
+    struct Lagging {
+        lag: Arc<Gauge>,
+    }
+
+    impl Metered for crate::metrics::MetricsSettings {
+        fn metrics(&self) -> Option<&crate::metrics::MetricsSettings> {
+            Some(self)
+        }
+    }
+
+    #[async_trait]
+    impl SourceSession for Lagging {
+        type Config = crate::metrics::MetricsSettings;
+        const NAME: &'static str = "test source";
+        const PLUGIN: &'static str = "test_source";
+
+        fn counters(&self) -> Arc<Counters> {
+            Arc::new(Counters::new(&["events"]))
+        }
+
+        async fn open(
+            _id: u32,
+            _config: Self::Config,
+            _state: Option<ConnectorState>,
+        ) -> Result<Self, Error> {
+            let lag = Arc::new(Gauge::default());
+            lag.set(Some(5));
+            Ok(Self { lag })
+        }
+
+        async fn poll(&mut self) -> Result<ProducedMessages, Error> {
+            Err(Error::InitError("not polled".into()))
+        }
+
+        async fn on_batch_result(&mut self, _result: SourceBatchResult) {}
+        async fn close(&mut self) {}
+
+        fn gauges(&self) -> Vec<(&'static str, Arc<Gauge>)> {
+            vec![("lag", Arc::clone(&self.lag))]
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sessions_gauges_are_served() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A port free a moment ago; the endpoint cannot tell its port back.
+        let address = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap();
+        let settings = crate::metrics::MetricsSettings {
+            address,
+            connector: None,
+        };
+        let mut source = SessionSource::<Lagging>::new(9, settings, None);
+        source.open().await.unwrap();
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        source.close().await.unwrap();
+        assert!(
+            response.contains("iggy_test_source_lag{connector=\"test_source-9\"} 5"),
+            "{response}"
+        );
+        assert!(
+            response.contains("iggy_test_source_events_total{connector=\"test_source-9\"} 0"),
+            "{response}"
         );
     }
 

@@ -1,14 +1,17 @@
 //! The plugin against a REAL Flink 1.20 session cluster (from the PyPI
 //! package apache-flink, Java 17) on loopback, driven through the real
-//! harness binary. One cluster serves every scenario, so they run as the
-//! steps of one test; the cluster's JVMs are stopped by PID when the test
-//! ends, passes or not. The jobs are `tests/flink/IggyTestJob.java`,
-//! compiled here with javac. Without Java or pyflink the test fails.
-//! Records mode against a real SQL Gateway in front of such a cluster is in
-//! `gateway.rs`.
+//! harness binary. One cluster, started by the first scenario, serves every
+//! scenario of this binary (`common::shared`: its JVMs are stopped by PID
+//! when the binary ends), with two jobs of its own running throughout: the
+//! one scenarios discover and one they must leave out. A scenario that
+//! stops or fails a job submits its own, and cancels what still runs of it
+//! at its end. The jobs are `tests/flink/IggyTestJob.java`, compiled here
+//! with javac. Without Java or pyflink every scenario fails. Records mode
+//! against a real SQL Gateway in front of such a cluster is in `gateway.rs`.
 
 mod common;
 
+use common::shared::{self, CancelJobs, Started, Turn, Turns};
 use common::*;
 use iggy_harness_test_support::flink::{FlinkCluster, run_for};
 use iggy_harness_test_support::{Workspace, plugin};
@@ -18,10 +21,57 @@ use std::path::Path;
 use std::time::Duration;
 
 const ENTRY: &str = "iggytest.IggyTestJob";
+/// The shared job the scenarios discover by its name.
+const ORDERS: &str = "iggy-test-orders";
+/// The shared job no scenario's pattern matches.
+const OTHER: &str = "other-job";
 
 struct Cluster {
     flink: FlinkCluster,
     jar_id: String,
+    /// The ids of the `ORDERS` and `OTHER` jobs.
+    orders: String,
+    other: String,
+}
+
+/// The cluster every scenario shares, with the test job's jar uploaded
+/// and `ORDERS` running with checkpoints, `OTHER` beside it.
+fn cluster() -> &'static Cluster {
+    static CLUSTER: Started<Cluster> = Started::new();
+    shared::servers(&CLUSTER, "the Flink cluster", |dir| {
+        let flink = FlinkCluster::start(dir);
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flink/IggyTestJob.java");
+        let jar = flink.compile_job(&source, dir);
+        let jar_id = flink.upload_jar(&jar);
+        let mut cluster = Cluster {
+            flink,
+            jar_id,
+            orders: String::new(),
+            other: String::new(),
+        };
+        cluster.orders = cluster.submit(&[
+            "--name",
+            ORDERS,
+            "--source-name",
+            "kafka-orders",
+            "--checkpoint-ms",
+            "300",
+        ]);
+        cluster.other = cluster.submit(&["--name", OTHER, "--checkpoint-ms", "300"]);
+        cluster.wait_running_with_checkpoints(&cluster.orders, 2);
+        cluster
+    })
+}
+
+static TURNS: Turns = Turns::new();
+
+/// Starts a scenario: the shared cluster, its turn, and the cancelling of
+/// the jobs it submits (named `jobs`) when it ends.
+fn scenario(name: &str, jobs: &[&str]) -> (&'static Cluster, Turn<'static>, CancelJobs) {
+    let cluster = cluster();
+    let turn = TURNS.take();
+    eprintln!("== cluster scenario: {name}");
+    (cluster, turn, CancelJobs::named(&cluster.flink, jobs))
 }
 
 impl Cluster {
@@ -80,11 +130,13 @@ impl Cluster {
     }
 }
 
-fn monitor_config(cluster: &FlinkCluster, monitor: &str) -> String {
-    format!(
+/// A monitor-mode source in `ws` watching `cluster` as `monitor` says.
+fn monitor_source(ws: &Workspace, cluster: &FlinkCluster, monitor: &str) {
+    let config = format!(
         "flink_cluster_url = \"{}\"\npoll_interval_ms = 300\nmetrics_log_interval = \"2s\"\n\n[plugin_config.monitor]\nmetrics_interval = \"1s\"\n{monitor}\n",
         cluster.rest_url()
-    )
+    );
+    ws.source(KEY, &plugin("iggy_connector_flink_source"), TOPIC, &config);
 }
 
 fn events<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -112,57 +164,30 @@ fn ids(messages: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-fn step(name: &str) {
-    eprintln!("== cluster step: {name}");
-}
-
+/// Discovery by job name: the matching job's status, its checkpoints in
+/// order and a metrics sample per second, nothing of the other job.
 #[test]
-fn against_a_real_flink_cluster() {
-    let work = tempfile::tempdir().expect("temp dir");
-    step("start a Flink 1.20 cluster and upload the test job");
-    let flink = FlinkCluster::start(work.path());
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flink/IggyTestJob.java");
-    let jar = flink.compile_job(&source, work.path());
-    let jar_id = flink.upload_jar(&jar);
-    let cluster = Cluster { flink, jar_id };
-
-    let orders = cluster.submit(&[
-        "--name",
-        "iggy-test-orders",
-        "--source-name",
-        "kafka-orders",
-        "--checkpoint-ms",
-        "300",
-    ]);
-    let other = cluster.submit(&["--name", "other-job", "--checkpoint-ms", "300"]);
-    cluster.wait_running_with_checkpoints(&orders, 2);
-
-    step("1: discovery by job name; status, checkpoint and metrics events");
-    let ws = Workspace::new();
-    ws.source(
-        KEY,
-        &plugin("iggy_connector_flink_source"),
-        TOPIC,
-        &monitor_config(&cluster.flink, "job_name_pattern = \"^iggy-test-\""),
+fn discovery_by_job_name_emits_status_checkpoints_and_metrics() {
+    let (cluster, _turn, _jobs) = scenario(
+        "discovery_by_job_name_emits_status_checkpoints_and_metrics",
+        &[],
     );
+    let orders = cluster.orders.as_str();
+    let ws = Workspace::new();
+    monitor_source(&ws, &cluster.flink, "job_name_pattern = \"^iggy-test-\"");
     let (output, report) = run_for(&ws, "5s");
     assert_ran(&output, &report);
     let first = ws.dump(TOPIC);
     assert!(
-        first
-            .iter()
-            .all(|m| m["payload"]["job_id"] == orders.as_str()),
-        "only the matching job: {first:?}"
+        first.iter().all(|m| m["payload"]["job_id"] == orders),
+        "only the matching job, not {}: {first:?}",
+        cluster.other
     );
-    assert!(
-        first
-            .iter()
-            .all(|m| header(m, "job_id") == Some(orders.as_str()))
-    );
+    assert!(first.iter().all(|m| header(m, "job_id") == Some(orders)));
     let status = events(&first, "job_status");
     assert_eq!(status.len(), 1, "{status:?}");
     assert_eq!(status[0]["payload"]["status"], "RUNNING");
-    assert_eq!(status[0]["payload"]["job_name"], "iggy-test-orders");
+    assert_eq!(status[0]["payload"]["job_name"], ORDERS);
     let checkpoints = checkpoint_ids(&first);
     assert!(checkpoints.len() >= 3, "{checkpoints:?}");
     assert!(
@@ -194,8 +219,25 @@ fn against_a_real_flink_cluster() {
         "{last}"
     );
     assert_eq!(ids(&first).len(), first.len(), "ids are unique");
+}
 
-    step("2: a restart emits nothing it already emitted");
+/// A restart emits nothing it already emitted: no second status event,
+/// only checkpoints after the last one of the first run, no id twice.
+#[test]
+fn a_restart_emits_nothing_it_already_emitted() {
+    let (cluster, _turn, _jobs) = scenario("a_restart_emits_nothing_it_already_emitted", &[]);
+    let ws = Workspace::new();
+    monitor_source(&ws, &cluster.flink, "job_name_pattern = \"^iggy-test-\"");
+    let (output, report) = run_for(&ws, "3s");
+    assert_ran(&output, &report);
+    let first = ws.dump(TOPIC);
+    assert_eq!(events(&first, "job_status").len(), 1, "{first:?}");
+    let max_first = checkpoint_ids(&first).into_iter().max();
+    assert!(
+        max_first.is_some(),
+        "the first run's checkpoints: {first:?}"
+    );
+
     let (output, report) = run_for(&ws, "3s");
     assert_ran(&output, &report);
     let all = ws.dump(TOPIC);
@@ -204,37 +246,54 @@ fn against_a_real_flink_cluster() {
         events(second, "job_status").is_empty(),
         "status unchanged: {second:?}"
     );
-    let max_first = checkpoints.iter().max().copied().unwrap_or_default();
     let later = checkpoint_ids(second);
     assert!(
-        !later.is_empty() && later.iter().all(|id| *id > max_first),
-        "{later:?} after {max_first}"
+        !later.is_empty() && later.iter().all(|id| Some(*id) > max_first),
+        "{later:?} after {max_first:?}"
     );
     assert!(ids(second).is_disjoint(&ids(&first)));
+}
 
-    step("3: discovery by source vertex name; a job that appears later; savepoints; stop");
+/// Discovery by source vertex name; a job that appears during the run; a
+/// savepoint and a stop with savepoint of the watched job, and its end.
+#[test]
+fn discovery_by_source_name_follows_new_jobs_savepoints_and_a_stop() {
+    const WATCHED: &str = "payments-job";
+    const LATE: &str = "late-payments-job";
+    let (cluster, _turn, _jobs) = scenario(
+        "discovery_by_source_name_follows_new_jobs_savepoints_and_a_stop",
+        &[WATCHED, LATE],
+    );
+    let watched = cluster.submit(&[
+        "--name",
+        WATCHED,
+        "--source-name",
+        "kafka-payments",
+        "--checkpoint-ms",
+        "300",
+    ]);
+    cluster.wait_running_with_checkpoints(&watched, 1);
     let ws = Workspace::new();
-    ws.source(
-        KEY,
-        &plugin("iggy_connector_flink_source"),
-        TOPIC,
-        &monitor_config(&cluster.flink, "source_name_pattern = \"kafka-orders\""),
+    monitor_source(
+        &ws,
+        &cluster.flink,
+        "source_name_pattern = \"kafka-payments\"",
     );
     let (late, manual, stopped) = std::thread::scope(|scope| {
         let run = scope.spawn(|| run_for(&ws, "12s"));
         std::thread::sleep(Duration::from_secs(2));
         let late = cluster.submit(&[
             "--name",
-            "late-job",
+            LATE,
             "--source-name",
-            "kafka-orders-late",
+            "kafka-payments-late",
             "--checkpoint-ms",
             "300",
         ]);
         std::thread::sleep(Duration::from_secs(2));
-        let manual = cluster.savepoint(&orders, false);
+        let manual = cluster.savepoint(&watched, false);
         std::thread::sleep(Duration::from_secs(1));
-        let stopped = cluster.savepoint(&orders, true);
+        let stopped = cluster.savepoint(&watched, true);
         let (output, report) = run.join().expect("harness run");
         assert_ran(&output, &report);
         (late, manual, stopped)
@@ -246,8 +305,10 @@ fn against_a_real_flink_cluster() {
         .collect();
     assert_eq!(
         jobs,
-        BTreeSet::from([orders.as_str(), late.as_str()]),
-        "not {other}"
+        BTreeSet::from([watched.as_str(), late.as_str()]),
+        "not {} nor {}",
+        cluster.orders,
+        cluster.other
     );
     let savepoints: Vec<(&str, &str)> = events(&third, "savepoint_completed")
         .iter()
@@ -280,16 +341,20 @@ fn against_a_real_flink_cluster() {
         "{statuses:?}"
     );
     assert!(
-        statuses.contains(&(orders.as_str(), "FINISHED")),
+        statuses.contains(&(watched.as_str(), "FINISHED")),
         "{statuses:?}"
     );
-    cluster.flink.cancel(&late);
-    cluster.flink.cancel(&other);
+}
 
-    step("4: discovery by job id; a failing job's exception and status");
+/// Discovery by job id: a failed job's exception and status, no metrics
+/// sample of it.
+#[test]
+fn discovery_by_job_id_reports_a_failure() {
+    const FAILING: &str = "failing-job";
+    let (cluster, _turn, _jobs) = scenario("discovery_by_job_id_reports_a_failure", &[FAILING]);
     let failing = cluster.submit(&[
         "--name",
-        "failing-job",
+        FAILING,
         "--fail-after",
         "20",
         "--checkpoint-ms",
@@ -301,12 +366,7 @@ fn against_a_real_flink_cluster() {
         |flink| flink.job_state(&failing) == "FAILED",
     );
     let ws = Workspace::new();
-    ws.source(
-        KEY,
-        &plugin("iggy_connector_flink_source"),
-        TOPIC,
-        &monitor_config(&cluster.flink, &format!("job_ids = [\"{failing}\"]")),
-    );
+    monitor_source(&ws, &cluster.flink, &format!("job_ids = [\"{failing}\"]"));
     let (output, report) = run_for(&ws, "3s");
     assert_ran(&output, &report);
     let fourth = ws.dump(TOPIC);
@@ -326,6 +386,4 @@ fn against_a_real_flink_cluster() {
         events(&fourth, "metrics").is_empty(),
         "no samples of a failed job"
     );
-
-    step("done; the cluster is stopped by PID");
 }

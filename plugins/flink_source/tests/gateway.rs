@@ -1,60 +1,123 @@
 //! Records mode against a REAL Flink 1.20.3 SQL Gateway in front of a real
 //! session cluster (the PyPI distribution, with the gateway's jar from Maven
 //! Central: see `scripts/install-test-deps`), driven through the real harness
-//! binary. One cluster and one gateway serve every scenario, so they run as
-//! the steps of one test; both are stopped by PID when the test ends, passes
-//! or not. Without Java, pyflink or the gateway jar the test fails.
+//! binary. One cluster and one gateway, started by the first scenario, serve
+//! every scenario of this binary (`common::shared`: stopped by PID when the
+//! binary ends); the scenarios that restart or freeze a gateway start one of
+//! their own in front of the same cluster. Each scenario names its query's
+//! job after itself and cancels what still runs of it at its end. Without
+//! Java, pyflink or the gateway jar every scenario fails.
 
 mod common;
 
-use common::{KEY, TOPIC, assert_ran, header, run};
+use common::shared::{self, CancelJobs, Started, Turn, Turns};
+use common::{KEY, TOPIC, assert_ran, header, run, run_to_rows, run_until};
 use iggy_harness_test_support::flink::{FlinkCluster, SqlGateway, run_for};
 use iggy_harness_test_support::process::{exit_within, signal};
 use iggy_harness_test_support::{Workspace, connector, harness_binary, plugin};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long a run of a bounded query may see nothing move: Flink takes up
-/// to ~30 s to start a query's job on a busy 2-core machine (the first one
-/// on a fresh cluster takes longest), and after EOS the plugin looks for a
-/// stop savepoint for 5 s before it calls the query finished.
-const BOUNDED_IDLE: &str = "40s";
-/// A run of an endless query: long enough for its job to start and rows to flow.
+/// How long a run of a bounded query goes on once it has put out every row
+/// (`--wait-for`: Flink takes up to ~30 s to start a query's job on a busy
+/// 2-core machine) and nothing has moved since: after EOS the plugin looks
+/// for a stop savepoint for 5 s before it calls the query finished.
+const BOUNDED_IDLE: &str = "15s";
+/// The longest run of an endless query: long enough for its job to start
+/// and rows to flow. Most runs end sooner, once they have put out the rows
+/// their checks need (`run_until`).
 const RUN: &str = "45s";
+/// What a run of an endless query waits for: a few checkpoints' worth of
+/// the counting table's rows.
+const ROWS_PER_RUN: u64 = 100;
 
-/// Dropped in field order: the gateway stops before the cluster.
 struct Flink {
     gateway: SqlGateway,
     cluster: FlinkCluster,
+    /// The servers' dir: scenarios put their files and own gateways here.
+    dir: PathBuf,
+}
+
+/// The cluster and gateway every scenario shares.
+fn flink() -> &'static Flink {
+    static FLINK: Started<Flink> = Started::new();
+    shared::servers(&FLINK, "the Flink cluster and its SQL Gateway", |dir| {
+        let cluster = FlinkCluster::start(dir);
+        let gateway = SqlGateway::start(&cluster, dir);
+        Flink {
+            gateway,
+            cluster,
+            dir: dir.to_path_buf(),
+        }
+    })
+}
+
+static TURNS: Turns = Turns::new();
+
+/// Starts a scenario: the shared servers, its turn, and the cancelling of
+/// its jobs (named `job`) when it ends.
+fn scenario(job: &str) -> (&'static Flink, Turn<'static>, CancelJobs) {
+    let flink = flink();
+    let turn = TURNS.take();
+    eprintln!("== gateway scenario: {job}");
+    (flink, turn, CancelJobs::named(&flink.cluster, &[job]))
 }
 
 impl Flink {
-    /// `[plugin_config]` for records mode against this gateway and cluster.
-    fn records_config(&self, records: &str, extra: &str) -> String {
+    /// `[plugin_config]` for records mode against `gateway` (the shared one
+    /// or a scenario's own) and the cluster; the query's job is named `job`.
+    fn records_config(
+        &self,
+        gateway: &SqlGateway,
+        job: &str,
+        records: &str,
+        extra: &str,
+    ) -> String {
         format!(
             "flink_cluster_url = \"{}\"\nsql_gateway_url = \"{}\"\npoll_interval_ms = 50\n\
              max_poll_interval_ms = 200\nmetrics_log_interval = \"2s\"\n{extra}\n\n\
-             [plugin_config.records]\n{records}\n",
+             [plugin_config.records]\njob_name = \"{job}\"\n{records}\n",
             self.cluster.rest_url(),
-            self.gateway.url()
+            gateway.url()
         )
     }
 
-    fn source(&self, ws: &Workspace, records: &str, extra: &str) {
+    fn source(&self, ws: &Workspace, job: &str, records: &str, extra: &str) {
+        self.source_via(&self.gateway, ws, job, records, extra);
+    }
+
+    fn source_via(
+        &self,
+        gateway: &SqlGateway,
+        ws: &Workspace,
+        job: &str,
+        records: &str,
+        extra: &str,
+    ) {
         ws.source(
             KEY,
             &plugin("iggy_connector_flink_source"),
             TOPIC,
-            &self.records_config(records, extra),
+            &self.records_config(gateway, job, records, extra),
         );
+    }
+
+    /// A gateway of the scenario's own in front of the shared cluster, for
+    /// scenarios that restart or freeze it; stopped when dropped.
+    fn own_gateway(&self, scenario: &str) -> SqlGateway {
+        let dir = self.dir.join(scenario);
+        std::fs::create_dir_all(&dir).expect("the scenario's dir");
+        SqlGateway::start(&self.cluster, &dir)
     }
 }
 
-fn step(name: &str) {
-    eprintln!("== gateway step: {name}");
+/// A run of a bounded query: until it has put out its `rows`, then until
+/// nothing moved for [`BOUNDED_IDLE`].
+fn run_bounded(ws: &Workspace, rows: u64, extra: &[&str]) -> (std::process::Output, Value) {
+    run_to_rows(ws, rows as usize, BOUNDED_IDLE, extra)
 }
 
 fn ids(messages: &[Value]) -> BTreeSet<String> {
@@ -83,36 +146,17 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
-#[test]
-fn against_a_real_sql_gateway() {
-    let work = tempfile::tempdir().expect("temp dir");
-    step("start a Flink 1.20.3 cluster and its SQL Gateway");
-    let cluster = FlinkCluster::start(work.path());
-    let gateway = SqlGateway::start(&cluster, work.path());
-    let mut flink = Flink { gateway, cluster };
-
-    datagen_rows_are_counted_exactly(&flink);
-    filesystem_rows_carry_their_values_and_file(&flink, work.path());
-    an_aggregating_query_delivers_its_changelog(&flink, work.path());
-    a_query_flink_rejects_fails_open_with_its_reason(&flink);
-    bad_rows_fail_the_poll_or_are_skipped(&flink, work.path());
-    a_restart_delivers_the_rows_before_the_close_savepoint(&flink);
-    a_restart_without_savepoint_reads_on(&flink);
-    a_lost_session_starts_the_query_again(&mut flink);
-    close_is_bounded_while_the_gateway_is_frozen(&flink);
-    the_shipped_connector_file_runs(&flink);
-    a_file_in_the_proposals_shape_runs(&flink, work.path());
-    step("done; the gateway and the cluster are stopped by PID");
-}
-
 /// A bounded datagen table built from the source settings: every row
 /// arrives once, as JSON with its kind and job, and the query stays done.
-fn datagen_rows_are_counted_exactly(flink: &Flink) {
-    step("1: a bounded datagen table, every row once");
+#[test]
+fn datagen_rows_are_counted_exactly() {
+    const JOB: &str = "datagen_rows_are_counted_exactly";
+    let (flink, _turn, _jobs) = scenario(JOB);
     const ROWS: u64 = 2_500;
     let ws = Workspace::new();
     flink.source(
         &ws,
+        JOB,
         &format!(
             "source_type = \"datagen\"\ncolumns = [\"id BIGINT\", \"name STRING\"]\n\
              savepoint_on_close = false\n\
@@ -123,7 +167,7 @@ fn datagen_rows_are_counted_exactly(flink: &Flink) {
         "batch_size = 300",
     );
     // Every third batch is Nacked: it is read again from the same page.
-    let (output, report) = run(&ws, BOUNDED_IDLE, &["--fault", "nack-every=3"]);
+    let (output, report) = run_bounded(&ws, ROWS, &["--fault", "nack-every=3"]);
     assert_ran(&output, &report);
     let messages = ws.dump(TOPIC);
     let log = stderr(&output);
@@ -188,12 +232,19 @@ fn orders() -> Vec<(u64, &'static str, f64, &'static str)> {
 
 /// A filesystem table built from the source settings over a directory of
 /// CSV files: every row with its exact values, its file as `source`.
-fn filesystem_rows_carry_their_values_and_file(flink: &Flink, work: &Path) {
-    step("2: a filesystem table over CSV files, values and file headers");
-    let dir = csv_dir(work, "orders", &[("a.csv", ORDERS_A), ("b.csv", ORDERS_B)]);
+#[test]
+fn filesystem_rows_carry_their_values_and_file() {
+    const JOB: &str = "filesystem_rows_carry_their_values_and_file";
+    let (flink, _turn, _jobs) = scenario(JOB);
+    let dir = csv_dir(
+        &flink.dir,
+        "orders",
+        &[("a.csv", ORDERS_A), ("b.csv", ORDERS_B)],
+    );
     let ws = Workspace::new();
     flink.source(
         &ws,
+        JOB,
         &format!(
             "source_type = \"filesystem\"\nsource_identifier = \"{dir}\"\n\
              columns = [\"id BIGINT\", \"customer STRING\", \"amount DECIMAL(10,2)\"]\n\
@@ -202,7 +253,7 @@ fn filesystem_rows_carry_their_values_and_file(flink: &Flink, work: &Path) {
         ),
         "batch_size = 2",
     );
-    let (output, report) = run(&ws, BOUNDED_IDLE, &[]);
+    let (output, report) = run_bounded(&ws, orders().len() as u64, &[]);
     assert_ran(&output, &report);
     let messages = ws.dump(TOPIC);
     let mut got: Vec<(u64, String, f64, String)> = messages
@@ -238,16 +289,19 @@ fn filesystem_rows_carry_their_values_and_file(flink: &Flink, work: &Path) {
 /// GROUP BY over a bounded filesystem table: the first row of a group is an
 /// INSERT, each later one an UPDATE_BEFORE/UPDATE_AFTER pair, and replaying
 /// the changelog gives the final totals.
-fn an_aggregating_query_delivers_its_changelog(flink: &Flink, work: &Path) {
-    step("3: changelog kinds of an aggregating query");
+#[test]
+fn an_aggregating_query_delivers_its_changelog() {
+    const JOB: &str = "an_aggregating_query_delivers_its_changelog";
+    let (flink, _turn, _jobs) = scenario(JOB);
     let dir = csv_dir(
-        work,
+        &flink.dir,
         "orders-agg",
         &[("a.csv", ORDERS_A), ("b.csv", ORDERS_B)],
     );
     let ws = Workspace::new();
     flink.source(
         &ws,
+        JOB,
         &format!(
             "setup_statements = [\"CREATE TEMPORARY TABLE orders (id BIGINT, customer STRING, amount DECIMAL(10,2)) \
              WITH ('connector' = 'filesystem', 'path' = '{dir}', 'format' = 'csv')\"]\n\
@@ -256,11 +310,11 @@ fn an_aggregating_query_delivers_its_changelog(flink: &Flink, work: &Path) {
         ),
         "",
     );
-    let (output, report) = run(&ws, BOUNDED_IDLE, &[]);
+    // alice and bob twice, carol once: 3 inserts and 2 update pairs.
+    let (output, report) = run_bounded(&ws, 7, &[]);
     assert_ran(&output, &report);
     let messages = ws.dump(TOPIC);
     let kinds = kinds(&messages);
-    // alice and bob twice, carol once: 3 inserts and 2 update pairs.
     let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
     assert_eq!(
         (
@@ -304,10 +358,13 @@ fn an_aggregating_query_delivers_its_changelog(flink: &Flink, work: &Path) {
     );
 }
 
-fn a_query_flink_rejects_fails_open_with_its_reason(flink: &Flink) {
-    step("4: a query Flink rejects fails open with Flink's reason on one line");
+/// A query Flink rejects fails open with Flink's reason on one line.
+#[test]
+fn a_query_flink_rejects_fails_open_with_its_reason() {
+    const JOB: &str = "a_query_flink_rejects_fails_open_with_its_reason";
+    let (flink, _turn, _jobs) = scenario(JOB);
     let ws = Workspace::new();
-    flink.source(&ws, "sql = \"SELECT * FROM no_such_table\"", "");
+    flink.source(&ws, JOB, "sql = \"SELECT * FROM no_such_table\"", "");
     let file = ws.connectors().join(format!("{KEY}.toml"));
     let output = ws.harness(&["--json", "check", file.to_str().expect("path")]);
     let text = String::from_utf8_lossy(&output.stdout).to_string() + &stderr(&output);
@@ -328,11 +385,13 @@ fn a_query_flink_rejects_fails_open_with_its_reason(flink: &Flink) {
 /// rest delivered. The CSV line Flink cannot parse does not fail the job
 /// either (`csv.ignore-parse-errors`, which `skip_errors` sets for a built
 /// table): Flink delivers it with the field it could not parse as null.
-fn bad_rows_fail_the_poll_or_are_skipped(flink: &Flink, work: &Path) {
-    step("5: skip_errors");
+#[test]
+fn bad_rows_fail_the_poll_or_are_skipped() {
+    const JOB: &str = "bad_rows_fail_the_poll_or_are_skipped";
+    let (flink, _turn, _jobs) = scenario(JOB);
     let long = "s".repeat(300);
     let dir = csv_dir(
-        work,
+        &flink.dir,
         "orders-bad",
         &[(
             "a.csv",
@@ -349,7 +408,7 @@ fn bad_rows_fail_the_poll_or_are_skipped(flink: &Flink, work: &Path) {
         )
     };
     let ws = Workspace::new();
-    flink.source(&ws, &records(false), "");
+    flink.source(&ws, JOB, &records(false), "");
     let (output, report) = run_for(&ws, "6s");
     let log = stderr(&output);
     assert!(
@@ -364,8 +423,8 @@ fn bad_rows_fail_the_poll_or_are_skipped(flink: &Flink, work: &Path) {
 
     // The same connector with skip_errors: the page is read again from
     // where the failed poll left it; only the bad row is missing.
-    flink.source(&ws, &records(true), "");
-    let (output, report) = run(&ws, BOUNDED_IDLE, &[]);
+    flink.source(&ws, JOB, &records(true), "");
+    let (output, report) = run_bounded(&ws, 3, &[]);
     assert_ran(&output, &report);
     let log = stderr(&output);
     let messages = ws.dump(TOPIC);
@@ -421,15 +480,19 @@ fn jobs(messages: &[Value]) -> Vec<String> {
 /// result fetcher refuses it ("userVisibleTail should not be larger than
 /// offset"); the plugin reports that on every poll and delivers nothing
 /// more (see the README's limits).
-fn a_restart_delivers_the_rows_before_the_close_savepoint(flink: &Flink) {
-    step("6: close with a savepoint, restart: the rows before it once each");
+#[test]
+fn a_restart_delivers_the_rows_before_the_close_savepoint() {
+    const JOB: &str = "a_restart_delivers_the_rows_before_the_close_savepoint";
+    let (flink, _turn, _jobs) = scenario(JOB);
     let ws = Workspace::new();
     let savepoints = flink.cluster.savepoint_dir.join("records");
     let records = counting_table(&format!(
         "savepoint_dir = \"file://{}\"",
         savepoints.display()
     ));
-    flink.source(&ws, &records, "");
+    flink.source(&ws, JOB, &records, "");
+    // Full length: a run stopped soon after its first rows has been seen
+    // to leave no row between them and the savepoint.
     let (output, report) = run_for(&ws, RUN);
     assert_ran(&output, &report);
     let first = ws.dump(TOPIC);
@@ -443,6 +506,8 @@ fn a_restart_delivers_the_rows_before_the_close_savepoint(flink: &Flink) {
     assert_eq!(first_job.len(), 1, "{first_job:?}");
     assert_eq!(flink.cluster.job_state(&first_job[0]), "FINISHED");
 
+    // Full length too: the refused resume's poll errors are not counted
+    // in the run's progress lines, so nothing tells when it has been seen.
     let (output, _) = run_for(&ws, RUN);
     let log = stderr(&output);
     let messages = ws.dump(TOPIC);
@@ -462,16 +527,18 @@ fn a_restart_delivers_the_rows_before_the_close_savepoint(flink: &Flink) {
 /// With `savepoint_on_close = false` the query runs on between two runs,
 /// and the second reads on from the first one's cursor: one job, every
 /// number once, in order.
-fn a_restart_without_savepoint_reads_on(flink: &Flink) {
-    step("7: savepoint_on_close = false, restart within the idle timeout");
+#[test]
+fn a_restart_without_savepoint_reads_on() {
+    const JOB: &str = "a_restart_without_savepoint_reads_on";
+    let (flink, _turn, _jobs) = scenario(JOB);
     let ws = Workspace::new();
     let records = counting_table("savepoint_on_close = false");
-    flink.source(&ws, &records, "");
-    let (output, report) = run_for(&ws, RUN);
+    flink.source(&ws, JOB, &records, "");
+    let (output, report) = run_until(&ws, RUN, ROWS_PER_RUN);
     assert_ran(&output, &report);
     let first = ws.dump(TOPIC).len();
     assert!(first > 0, "{}", stderr(&output));
-    let (output, report) = run_for(&ws, RUN);
+    let (output, report) = run_until(&ws, RUN, ROWS_PER_RUN);
     assert_ran(&output, &report);
     let log = stderr(&output);
     let messages = ws.dump(TOPIC);
@@ -485,7 +552,6 @@ fn a_restart_without_savepoint_reads_on(flink: &Flink) {
         log.contains("reading on from the earlier run's query"),
         "{log}"
     );
-    flink.cluster.cancel(&jobs[0]);
 }
 
 /// The gateway restarts between two runs (the query was left running): its
@@ -493,20 +559,23 @@ fn a_restart_without_savepoint_reads_on(flink: &Flink) {
 /// again; with no savepoint of the job, from the start (the README's
 /// at-least-once after a lost session): the counter starts over, under a
 /// new job, with new message ids.
-fn a_lost_session_starts_the_query_again(flink: &mut Flink) {
-    step("8: the gateway restarts between runs");
+#[test]
+fn a_lost_session_starts_the_query_again() {
+    const JOB: &str = "a_lost_session_starts_the_query_again";
+    let (flink, _turn, _jobs) = scenario(JOB);
+    let mut gateway = flink.own_gateway(JOB);
     let ws = Workspace::new();
     let records = counting_table("savepoint_on_close = false");
-    flink.source(&ws, &records, "");
-    let (output, report) = run_for(&ws, RUN);
+    flink.source_via(&gateway, &ws, JOB, &records, "");
+    let (output, report) = run_until(&ws, RUN, ROWS_PER_RUN);
     assert_ran(&output, &report);
     let first = ws.dump(TOPIC);
     assert!(!first.is_empty(), "{}", stderr(&output));
-    flink.gateway.restart();
+    gateway.restart();
 
     // The lost session is found out and the query submitted again before
     // its new job starts: a longer run.
-    let (output, report) = run_for(&ws, "50s");
+    let (output, report) = run_until(&ws, "50s", ROWS_PER_RUN);
     assert_ran(&output, &report);
     let log = stderr(&output);
     assert!(log.contains("the query can no longer be read"), "{log}");
@@ -518,23 +587,26 @@ fn a_lost_session_starts_the_query_again(flink: &mut Flink) {
     let expected: Vec<u64> = (1..=again.len() as u64).collect();
     assert_eq!(again, expected, "the new job counts from 1: {log}");
     assert_eq!(ids(&messages).len(), messages.len(), "no message id twice");
-    for job in &jobs {
-        if flink.cluster.job_state(job) == "RUNNING" {
-            flink.cluster.cancel(job);
-        }
-    }
 }
 
 /// The run ends while the gateway is frozen (SIGSTOP) with a fetch in
 /// flight: `close` (which stops the job through the cluster's REST API,
 /// not the gateway) still returns soon after the run's end.
-fn close_is_bounded_while_the_gateway_is_frozen(flink: &Flink) {
-    step("9: close while the gateway is frozen");
+#[test]
+fn close_is_bounded_while_the_gateway_is_frozen() {
+    const JOB: &str = "close_is_bounded_while_the_gateway_is_frozen";
+    let (flink, _turn, _jobs) = scenario(JOB);
     const RUN_LENGTH: Duration = Duration::from_secs(40);
+    let gateway = flink.own_gateway(JOB);
     let ws = Workspace::new();
-    flink.source(&ws, &counting_table(""), "request_timeout = \"3s\"");
+    flink.source_via(
+        &gateway,
+        &ws,
+        JOB,
+        &counting_table(""),
+        "request_timeout = \"3s\"",
+    );
     let args = ws.run_args(&["--duration", "40s"]);
-    let earlier_jobs = flink.cluster.running_jobs();
     let started = Instant::now();
     let mut run = Command::new(harness_binary())
         .args(&args)
@@ -548,15 +620,14 @@ fn close_is_bounded_while_the_gateway_is_frozen(flink: &Flink) {
     let running = flink
         .cluster
         .wait_until(RUN_LENGTH - Duration::from_secs(18), |cluster| {
-            cluster
-                .running_jobs()
+            shared::live_jobs_named(cluster, JOB)
                 .iter()
-                .any(|job| !earlier_jobs.contains(job))
+                .any(|job| cluster.job_state(job) == "RUNNING")
         });
     // The job runs a moment before `open` has seen the gateway accept the
     // query: freeze once polls run.
     std::thread::sleep(Duration::from_secs(8));
-    let pid = flink.gateway.pid();
+    let pid = gateway.pid();
     signal(pid, "STOP");
     let ended = exit_within(&mut run, started, RUN_LENGTH + Duration::from_secs(90));
     let elapsed = started.elapsed();
@@ -573,11 +644,13 @@ fn close_is_bounded_while_the_gateway_is_frozen(flink: &Flink) {
     eprintln!("the run of {RUN_LENGTH:?} ended {elapsed:?} after its start");
 }
 
-/// The ids of the cluster's jobs that are RUNNING.
 /// `configs/connectors/flink_source.toml`, pointed at this gateway and
 /// cluster: its query runs and rows arrive.
-fn the_shipped_connector_file_runs(flink: &Flink) {
-    step("10: the shipped connector file");
+#[test]
+fn the_shipped_connector_file_runs() {
+    // The file's own job name.
+    const JOB: &str = "iggy-orders-from-flink";
+    let (flink, _turn, _jobs) = scenario(JOB);
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/connectors/flink_source.toml");
     let text = std::fs::read_to_string(&path).expect("shipped connector file");
@@ -594,7 +667,8 @@ fn the_shipped_connector_file_runs(flink: &Flink) {
             &format!("\"{}\"", flink.gateway.url()),
         );
     assert!(
-        plugin_config.contains(&flink.gateway.url()),
+        plugin_config.contains(&flink.gateway.url())
+            && plugin_config.contains(&format!("job_name = \"{JOB}\"")),
         "{plugin_config}"
     );
     let ws = Workspace::new();
@@ -604,7 +678,8 @@ fn the_shipped_connector_file_runs(flink: &Flink) {
         TOPIC,
         &plugin_config,
     );
-    let (output, report) = run_for(&ws, RUN);
+    // The file's datagen table makes 10 rows a second.
+    let (output, report) = run_until(&ws, RUN, 20);
     assert_ran(&output, &report);
     let messages = ws.dump(TOPIC);
     assert!(!messages.is_empty(), "{}", stderr(&output));
@@ -619,8 +694,6 @@ fn the_shipped_connector_file_runs(flink: &Flink) {
     }
     let jobs = jobs(&messages);
     assert_eq!(jobs.len(), 1, "{jobs:?}");
-    // savepoint_on_close = false: the query runs on; end it.
-    flink.cluster.cancel(&jobs[0]);
 }
 
 /// Rows with a TIMESTAMP(3) event time, as Flink's CSV format reads it
@@ -639,13 +712,15 @@ const EVENTS: [(u64, &str, u64); 3] = [
 /// the `origin_timestamp` header (the runtime, and so the harness, stamps
 /// the stored message's own origin timestamp itself), and the query's job
 /// checkpointed every 2 s.
-fn a_file_in_the_proposals_shape_runs(flink: &Flink, work: &Path) {
-    step("11: a connector file in the proposal's shape, with a time column");
+#[test]
+fn a_file_in_the_proposals_shape_runs() {
+    const JOB: &str = "a_file_in_the_proposals_shape_runs";
+    let (flink, _turn, _jobs) = scenario(JOB);
     let csv: String = EVENTS
         .iter()
         .map(|(id, at, _)| format!("{id},{at}\n"))
         .collect();
-    let dir = csv_dir(work, "events", &[("events.csv", &csv)]);
+    let dir = csv_dir(&flink.dir, "events", &[("events.csv", &csv)]);
     let ws = Workspace::new();
     ws.source(
         KEY,
@@ -659,12 +734,12 @@ fn a_file_in_the_proposals_shape_runs(flink: &Flink, work: &Path) {
              enable_checkpointing = true\ncheckpoint_interval_secs = 2\n\
              [plugin_config.properties]\nformat = \"csv\"\n\
              [plugin_config.records]\ncolumns = [\"id BIGINT\", \"ts TIMESTAMP(3)\"]\n\
-             timestamp_column = \"ts\"\nsavepoint_on_close = false\n",
+             timestamp_column = \"ts\"\nsavepoint_on_close = false\njob_name = \"{JOB}\"\n",
             flink.cluster.rest_url(),
             flink.gateway.url()
         ),
     );
-    let (output, report) = run(&ws, BOUNDED_IDLE, &[]);
+    let (output, report) = run_bounded(&ws, EVENTS.len() as u64, &[]);
     assert_ran(&output, &report);
     let messages = ws.dump(TOPIC);
     let mut got: Vec<(u64, u64)> = messages

@@ -3,38 +3,72 @@
 //! lib dir, and its SQL Gateway, all from `scripts/install-test-deps`, driven
 //! through the real harness binary. The rows are written into the topic by
 //! Flink itself (an INSERT through the same gateway), so the JSON the source
-//! reads is what Flink's Kafka sink writes. The servers start once and serve
-//! every scenario as the steps of one test (a start costs a minute and four
-//! JVMs); they are stopped by PID when the test ends, passes or not.
+//! reads is what Flink's Kafka sink writes. The servers start once, for the
+//! first scenario (a start costs a minute and four JVMs), and serve every
+//! scenario of this binary (`common::shared`: stopped by PID when the
+//! binary ends). Each scenario reads topics no other one writes, names its
+//! query's job after itself and cancels what still runs of it at its end.
 //!
-//! A file of its own rather than steps of `gateway.rs`: that cluster has no
-//! Kafka connector, and its ten steps already take about ten minutes.
+//! A file of its own rather than scenarios of `gateway.rs`: that cluster
+//! has no Kafka connector.
 
 mod common;
 
-use common::{KEY, TOPIC, assert_ran, header, run};
-use iggy_harness_test_support::flink::{FlinkCluster, SqlGateway, run_for};
+use common::shared::{self, CancelJobs, Started, Turn, Turns};
+use common::{KEY, TOPIC, assert_ran, header, run_to_rows};
+use iggy_harness_test_support::flink::{FlinkCluster, SqlGateway};
 use iggy_harness_test_support::kafka::{KafkaServer, flink_connector_jars};
 use iggy_harness_test_support::{Workspace, connector, plugin};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// How long a bounded run may see nothing move: Flink takes up to ~30 s to
-/// start a query's job on a busy 2-core machine, and after EOS the plugin
-/// looks for a stop savepoint for 5 s before it calls the query finished.
-const BOUNDED_IDLE: &str = "40s";
-/// The unbounded run: its query's job starts (up to ~30 s), then the second
-/// INSERT's job runs (up to ~30 s), then its rows are read.
-const LIVE_RUN: &str = "120s";
+/// How long a run goes on once it has put out every row it should (its
+/// `--wait-for`: Flink takes up to ~30 s to start a query's job on a busy
+/// 2-core machine) and nothing has moved since: after EOS the plugin looks
+/// for a stop savepoint for 5 s before it calls a bounded query finished.
+const IDLE_AFTER_ROWS: &str = "15s";
 /// How long an INSERT's job may take to start and finish.
 const INSERT_LIMIT: Duration = Duration::from_secs(120);
 
-/// Dropped in field order: the gateway, then the cluster, then Kafka.
 struct Servers {
     gateway: SqlGateway,
     cluster: FlinkCluster,
     kafka: KafkaServer,
+    /// Set once `BOUNDED_TOPIC` holds its rows.
+    bounded_written: OnceLock<()>,
+}
+
+/// The broker, cluster and gateway every scenario shares.
+fn servers() -> &'static Servers {
+    static SERVERS: Started<Servers> = Started::new();
+    shared::servers(
+        &SERVERS,
+        "Kafka, the Flink cluster and its SQL Gateway",
+        |dir| {
+            let kafka = KafkaServer::start(dir);
+            let cluster = FlinkCluster::start_with_jars(dir, &flink_connector_jars());
+            let gateway = SqlGateway::start(&cluster, dir);
+            Servers {
+                gateway,
+                cluster,
+                kafka,
+                bounded_written: OnceLock::new(),
+            }
+        },
+    )
+}
+
+static TURNS: Turns = Turns::new();
+
+/// Starts a scenario: the shared servers, its turn, and the cancelling of
+/// its query's job (named `job`) when it ends.
+fn scenario(job: &str) -> (&'static Servers, Turn<'static>, CancelJobs) {
+    let servers = servers();
+    let turn = TURNS.take();
+    eprintln!("== kafka scenario: {job}");
+    (servers, turn, CancelJobs::named(&servers.cluster, &[job]))
 }
 
 /// One written row: the `orders` columns.
@@ -93,10 +127,17 @@ impl Servers {
         );
     }
 
+    /// `BOUNDED_TOPIC` with its rows, written by the first scenario that reads it.
+    fn bounded_topic(&self) {
+        self.bounded_written
+            .get_or_init(|| self.write(BOUNDED_TOPIC, &bounded_orders()));
+    }
+
     /// A records-mode source over the topics `table` names (its
-    /// `source_identifier` or `source_pattern`, and `initial_offset`);
-    /// `bounded` stops the query at the offsets it saw at its start.
-    fn source(&self, ws: &Workspace, table: &str, bounded: bool) {
+    /// `source_identifier` or `source_pattern`, and `initial_offset`), its
+    /// query's job named `job`; `bounded` stops the query at the offsets it
+    /// saw at its start.
+    fn source(&self, ws: &Workspace, job: &str, table: &str, bounded: bool) {
         let bound = if bounded {
             "\"scan.bounded.mode\" = \"latest-offset\"\n"
         } else {
@@ -106,7 +147,7 @@ impl Servers {
         let config = format!(
             "flink_cluster_url = \"{}\"\nsql_gateway_url = \"{}\"\npoll_interval_ms = 50\n\
              max_poll_interval_ms = 200\n\n\
-             [plugin_config.records]\nsource_type = \"kafka\"\n{table}\n\
+             [plugin_config.records]\njob_name = \"{job}\"\nsource_type = \"kafka\"\n{table}\n\
              columns = [{}]\nsavepoint_on_close = false\n\n\
              [plugin_config.records.properties]\nformat = \"json\"\n\
              \"properties.bootstrap.servers\" = \"{}\"\n{bound}",
@@ -118,20 +159,19 @@ impl Servers {
         ws.source(KEY, &plugin("iggy_connector_flink_source"), TOPIC, &config);
     }
 
-    /// A bounded run of the source over `table`; the rows it delivered.
-    fn read_bounded(&self, table: &str) -> (Rows, String, Value) {
+    /// A bounded run of the source over `table` (every fourth batch Nacked
+    /// and read again) that ends once `rows` messages are out and then
+    /// nothing moves; the rows it delivered.
+    fn read_bounded(&self, job: &str, table: &str, rows: usize) -> (Rows, String, Value) {
         let ws = Workspace::new();
-        self.source(&ws, table, true);
-        let (output, report) = run(&ws, BOUNDED_IDLE, &["--fault", "nack-every=4"]);
+        self.source(&ws, job, table, true);
+        let (output, report) =
+            run_to_rows(&ws, rows, IDLE_AFTER_ROWS, &["--fault", "nack-every=4"]);
         assert_ran(&output, &report);
         let log = stderr(&output);
         assert!(log.contains("the query reached its end"), "{log}");
         (delivered(&ws.dump(TOPIC)), log, report)
     }
-}
-
-fn step(name: &str) {
-    eprintln!("== kafka step: {name}");
 }
 
 fn stderr(output: &std::process::Output) -> String {
@@ -180,38 +220,18 @@ fn written(topic: &str, orders: &[Order]) -> Rows {
         .collect()
 }
 
-#[test]
-fn records_mode_reads_a_real_kafka_table() {
-    let work = tempfile::tempdir().expect("temp dir");
-    step(
-        "start a Kafka 4.1.1 broker, a Flink 1.20.3 cluster with the Kafka connector, its SQL Gateway",
-    );
-    let kafka = KafkaServer::start(work.path());
-    let cluster = FlinkCluster::start_with_jars(work.path(), &flink_connector_jars());
-    let gateway = SqlGateway::start(&cluster, work.path());
-    let servers = Servers {
-        gateway,
-        cluster,
-        kafka,
-    };
-
-    a_bounded_query_reads_every_row_once(&servers);
-    rows_written_while_the_query_runs_arrive(&servers);
-    a_topic_pattern_reads_every_matching_topic(&servers);
-    given_offsets_start_the_query_there(&servers);
-    step("done; the gateway, the cluster and Kafka are stopped by PID");
-}
-
 /// A topic filled before the run, read from the earliest offset up to the
 /// latest one at the query's start (every fourth batch Nacked and read
 /// again): every row once, with its values and its topic, partition and
 /// offset; the query reaches its end.
-fn a_bounded_query_reads_every_row_once(servers: &Servers) {
-    step("1: a bounded query over a filled topic, every row once");
-    let rows = orders(1..=300);
-    servers.write(BOUNDED_TOPIC, &rows);
+#[test]
+fn a_bounded_query_reads_every_row_once() {
+    const JOB: &str = "a_bounded_query_reads_every_row_once";
+    let (servers, _turn, _jobs) = scenario(JOB);
+    servers.bounded_topic();
+    let rows = bounded_orders();
     let table = format!("source_identifier = \"{BOUNDED_TOPIC}\"\ninitial_offset = \"earliest\"");
-    let (delivered, log, report) = servers.read_bounded(&table);
+    let (delivered, log, report) = servers.read_bounded(JOB, &table, rows.len());
     assert_eq!(delivered, written(BOUNDED_TOPIC, &rows), "{log}");
     assert_eq!(
         connector(&report, KEY)["messages_out"],
@@ -221,21 +241,36 @@ fn a_bounded_query_reads_every_row_once(servers: &Servers) {
 }
 
 /// An endless query over a topic: the rows written before the run and
-/// those written while it runs all arrive, each once.
-fn rows_written_while_the_query_runs_arrive(servers: &Servers) {
-    step("2: an unbounded query, rows written while it runs");
-    let (before, during) = live_orders();
+/// those written while it runs all arrive, each once. The run ends once
+/// all of them are out and nothing has moved since for a while.
+#[test]
+fn rows_written_while_the_query_runs_arrive() {
+    const JOB: &str = "rows_written_while_the_query_runs_arrive";
+    let (servers, _turn, _jobs) = scenario(JOB);
+    let before = orders(1..=100);
+    let during = orders(101..=250);
     servers.write(LIVE_TOPIC, &before);
     let ws = Workspace::new();
     let table = format!("source_identifier = \"{LIVE_TOPIC}\"\ninitial_offset = \"earliest\"");
-    servers.source(&ws, &table, false);
+    servers.source(&ws, JOB, &table, false);
     let (output, report) = std::thread::scope(|scope| {
-        let run = scope.spawn(|| run_for(&ws, LIVE_RUN));
+        // Its query's job starts (up to ~30 s), then the second INSERT's
+        // job runs (up to ~30 s), then its rows are read.
+        let run = scope.spawn(|| {
+            run_to_rows(
+                &ws,
+                before.len() + during.len(),
+                IDLE_AFTER_ROWS,
+                &["--duration", "120s"],
+            )
+        });
         // Write once the query's job runs, so these rows come after its start.
         let running = servers
             .cluster
             .wait_until(Duration::from_secs(60), |cluster| {
-                !cluster.running_jobs().is_empty()
+                shared::live_jobs_named(cluster, JOB)
+                    .iter()
+                    .any(|job| cluster.job_state(job) == "RUNNING")
             });
         assert!(
             running,
@@ -253,44 +288,46 @@ fn rows_written_while_the_query_runs_arrive(servers: &Servers) {
         "{}",
         stderr(&output)
     );
-    for job in servers.cluster.running_jobs() {
-        servers.cluster.cancel(&job);
-    }
 }
 
-/// `source_pattern` (Kafka's `topic-pattern`) over both topics: every row
-/// of each once, its own topic as `source`.
-fn a_topic_pattern_reads_every_matching_topic(servers: &Servers) {
-    step("3: source_pattern over both topics");
-    let table = "source_pattern = \"orders-(bounded|live)\"\ninitial_offset = \"earliest\"";
-    let (delivered, log, _) = servers.read_bounded(table);
-    let (before, during) = live_orders();
-    let live: Vec<Order> = before.into_iter().chain(during).collect();
-    let mut expected = written(BOUNDED_TOPIC, &orders(1..=300));
-    expected.extend(written(LIVE_TOPIC, &live));
+/// `source_pattern` (Kafka's `topic-pattern`) over two topics (not the one
+/// `LIVE_TOPIC` is): every row of each once, its own topic as `source`.
+#[test]
+fn a_topic_pattern_reads_every_matching_topic() {
+    const JOB: &str = "a_topic_pattern_reads_every_matching_topic";
+    let (servers, _turn, _jobs) = scenario(JOB);
+    let pattern_rows = orders(1..=50);
+    servers.write(PATTERN_TOPIC, &pattern_rows);
+    servers.bounded_topic();
+    let mut expected = written(BOUNDED_TOPIC, &bounded_orders());
+    expected.extend(written(PATTERN_TOPIC, &pattern_rows));
+    let table = "source_pattern = \"orders-(bounded|pattern)\"\ninitial_offset = \"earliest\"";
+    let (delivered, log, _) = servers.read_bounded(JOB, table, expected.len());
     assert_eq!(delivered, expected, "{log}");
 }
 
 /// `initial_offset = { offsets = ... }` (Kafka's `specific-offsets`): the
 /// query starts at that offset of partition 0, the rows before it are not
 /// read.
-fn given_offsets_start_the_query_there(servers: &Servers) {
-    step("4: initial_offset at offset 200 of partition 0");
+#[test]
+fn given_offsets_start_the_query_there() {
+    const JOB: &str = "given_offsets_start_the_query_there";
+    let (servers, _turn, _jobs) = scenario(JOB);
+    servers.bounded_topic();
     let table = format!(
         "source_identifier = \"{BOUNDED_TOPIC}\"\ninitial_offset = {{ offsets = {{ \"0\" = 200 }} }}"
     );
-    let (delivered, log, _) = servers.read_bounded(&table);
-    assert_eq!(
-        delivered,
-        written(BOUNDED_TOPIC, &orders(201..=300)),
-        "{log}"
-    );
+    let expected = written(BOUNDED_TOPIC, &orders(201..=300));
+    let (delivered, log, _) = servers.read_bounded(JOB, &table, expected.len());
+    assert_eq!(delivered, expected, "{log}");
 }
 
+/// Read by several scenarios; written once.
 const BOUNDED_TOPIC: &str = "orders-bounded";
+/// Written and read by one scenario each.
 const LIVE_TOPIC: &str = "orders-live";
+const PATTERN_TOPIC: &str = "orders-pattern";
 
-/// What step 2 writes into `LIVE_TOPIC`: before its run, and while it runs.
-fn live_orders() -> (Vec<Order>, Vec<Order>) {
-    (orders(1..=100), orders(101..=250))
+fn bounded_orders() -> Vec<Order> {
+    orders(1..=300)
 }

@@ -6,7 +6,7 @@
 //! "did not match any variant".
 
 use iggy_connector_common::duration::{serde_duration, serde_opt_duration};
-use iggy_connector_common::metrics::MetricsSettings;
+use iggy_connector_common::metrics::{Metered, MetricsSettings};
 use iggy_connector_common::{RetryPolicy, Secret};
 use serde::Deserialize;
 use serde_json::Value;
@@ -93,6 +93,12 @@ pub struct FlinkSourceConfig {
     pub job_name_pattern: Option<Value>,
     #[serde(default)]
     pub job_id: Option<Value>,
+}
+
+impl Metered for FlinkSourceConfig {
+    fn metrics(&self) -> Option<&MetricsSettings> {
+        self.metrics.as_ref()
+    }
 }
 
 /// `auth_type` with the fields it needs; checked in `settings.rs`.

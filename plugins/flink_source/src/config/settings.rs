@@ -5,7 +5,6 @@
 use super::proposal;
 pub use super::raw::HeaderColumns;
 use super::raw::{AuthTable, FlinkSourceConfig, MonitorConfig, RecordsConfig, defaults};
-use iggy_connector_common::metrics::MetricsSettings;
 use iggy_connector_common::{RetryPolicy, Secret};
 use regex::Regex;
 use reqwest::Url;
@@ -165,7 +164,6 @@ pub struct Settings {
     pub poll_interval: Duration,
     pub max_poll_interval: Duration,
     pub metrics_log_interval: Duration,
-    pub metrics: Option<MetricsSettings>,
     pub mode: Mode,
 }
 
@@ -256,7 +254,6 @@ impl Settings {
             poll_interval: Duration::from_millis(poll_interval_ms),
             max_poll_interval: Duration::from_millis(max_poll_interval_ms),
             metrics_log_interval: config.metrics_log_interval,
-            metrics: config.metrics,
             mode,
         })
     }

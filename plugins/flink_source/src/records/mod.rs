@@ -18,7 +18,6 @@ use crate::client::gateway::{Gateway, ResultPage, token_of};
 use crate::client::rest::Rest;
 use crate::config::{RecordsSettings, Settings};
 use crate::metrics::Metrics;
-use iggy_connector_common::admission::{Admission, InvalidMessages};
 use iggy_connector_sdk::{ConnectorState, Error, ProducedMessage, ProducedMessages, Schema};
 use query::Statements;
 use rows::RowMapper;
@@ -88,9 +87,6 @@ pub struct RecordsReader {
     statements: Statements,
     mapper: RowMapper,
     metrics: Arc<Metrics>,
-    /// Rows are JSON built here, so only a row over the runtime's payload
-    /// limit can fail its check: `skip` is the only useful policy.
-    admission: Admission,
     /// The delivered position and the query's facts.
     committed: RecordsState,
     /// What the runtime last saved.
@@ -164,7 +160,6 @@ impl RecordsReader {
             statements,
             mapper,
             metrics,
-            admission: Admission::new(format!("{PLUGIN} {id}"), InvalidMessages::Skip),
             committed,
             saved,
             staged: None,
@@ -330,18 +325,11 @@ impl RecordsReader {
         } else {
             None
         };
-        let mut batch = ProducedMessages {
+        let batch = ProducedMessages {
             schema: Schema::Json,
             messages: read.messages,
             state,
         };
-        // Under runtime 0.5.x one row it cannot store refuses the whole
-        // batch, and the page would be fetched and refused again for good.
-        self.admission
-            .admit(&mut batch, |message| match message.id {
-                Some(id) => format!("row id {id:032x}"),
-                None => "row without id".to_string(),
-            });
         self.staged = Some(Staged {
             saved: batch.state.is_some(),
             messages: batch.messages.len() as u64,

@@ -14,6 +14,8 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod shared;
+
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Read, Write};
@@ -621,7 +623,8 @@ pub fn header<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// `run` until nothing has moved for `idle` (the harness default, 700 ms,
-/// is shorter than the empty pages a recorded query starts with).
+/// is shorter than the empty pages a recorded query starts with), or for
+/// 60 s unless `extra` sets `--duration`.
 pub fn run(
     ws: &iggy_harness_test_support::Workspace,
     idle: &str,
@@ -641,19 +644,43 @@ pub fn run(
         state.to_str().expect("utf-8 path"),
         "--exit-when-idle",
         idle,
-        "--duration",
-        "60s",
     ];
+    if !extra.contains(&"--duration") {
+        args.extend_from_slice(&["--duration", "60s"]);
+    }
     args.extend_from_slice(extra);
     let output = ws.harness(&args);
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+    let report = report_of(&output);
+    (output, report)
+}
+
+/// `run` until the source has put out `rows` messages (for a source slow
+/// to start: at most 90 s unless `extra` sets `--duration`), then until
+/// nothing has moved for `idle`.
+pub fn run_to_rows(
+    ws: &iggy_harness_test_support::Workspace,
+    rows: usize,
+    idle: &str,
+    extra: &[&str],
+) -> (std::process::Output, Value) {
+    let goal = format!("{KEY}={rows}");
+    let mut args = vec!["--wait-for", goal.as_str()];
+    if !extra.contains(&"--duration") {
+        args.extend_from_slice(&["--duration", "90s"]);
+    }
+    args.extend_from_slice(extra);
+    run(ws, idle, &args)
+}
+
+/// The JSON report a `run` printed; panics with its stderr when there is none.
+fn report_of(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "run printed no JSON report ({e}); status {}; stderr:\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         )
-    });
-    (output, report)
+    })
 }
 
 /// Asserts the harness run succeeded, with its output when it did not.
@@ -663,4 +690,61 @@ pub fn assert_ran(output: &std::process::Output, report: &Value) {
         "run failed: {report}\nstderr:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A `run` of at most `limit` over an endless source, which never goes
+/// idle: interrupted as by Ctrl-C (the connector closes as at any end of a
+/// run) once the source has put out `rows` messages, as the run's progress
+/// lines tell; its output (stderr whole) and JSON report.
+pub fn run_until(
+    ws: &iggy_harness_test_support::Workspace,
+    limit: &str,
+    rows: u64,
+) -> (std::process::Output, Value) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let args = ws.run_args(&["--duration", limit, "--progress"]);
+    let mut child = Command::new(iggy_harness_test_support::harness_binary())
+        .args(&args)
+        .current_dir(ws.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("harness runs");
+    let mut stdout = child.stdout.take().expect("harness stdout");
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let mut log = String::new();
+    let mut interrupted = false;
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("harness stderr"));
+    for line in stderr.lines().map_while(Result::ok) {
+        if !interrupted && messages_out(&line).is_some_and(|out| out >= rows) {
+            iggy_harness_test_support::process::signal(child.id(), "INT");
+            interrupted = true;
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = child.wait().expect("harness ends");
+    let output = std::process::Output {
+        status,
+        stdout: reader.join().expect("harness stdout read"),
+        stderr: log.into_bytes(),
+    };
+    let report = report_of(&output);
+    (output, report)
+}
+
+/// The source's messages out in a progress line of `run`
+/// (`[  12.0s] flink_source 0→250`, maybe followed by ` (2 errors)`).
+fn messages_out(line: &str) -> Option<u64> {
+    let (_, counts) = line.strip_prefix('[')?.split_once("s] ")?;
+    let counts = counts
+        .split(" | ")
+        .find_map(|part| part.strip_prefix(&format!("{KEY} ")))?;
+    let (_, out) = counts.split_once('→')?;
+    out.split(' ').next()?.parse().ok()
 }
