@@ -21,6 +21,7 @@ use iggy_harness_test_support::perf::{self, with_cpu};
 use iggy_harness_test_support::pravega::PravegaServer;
 use iggy_harness_test_support::{build_dir, median};
 use pravega_client::client_factory::ClientFactory;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -51,7 +52,11 @@ fn raw(factory: &ClientFactory, stream: &str, mode: Mode, count: u64) -> f64 {
     let stream = raw_pravega::scoped(SCOPE, stream);
     factory.runtime().block_on(async {
         raw_pravega::create_stream(factory, &stream, raw_pravega::SEGMENTS).await;
-        let event = |n| generated_payload(n, PAYLOAD);
+        // Made before the clock starts, as the harness stores the plugin's
+        // messages before its run; each is handed over once, not copied.
+        let events: RefCell<Vec<Vec<u8>>> =
+            RefCell::new((0..count).map(|n| generated_payload(n, PAYLOAD)).collect());
+        let event = |n: u64| std::mem::take(&mut events.borrow_mut()[n as usize]);
         let started = Instant::now();
         match mode {
             Mode::AtLeastOnce => {

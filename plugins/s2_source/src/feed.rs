@@ -1,10 +1,14 @@
 //! One stream's S2 read session, run by a task so that records arrive while
 //! the runtime stores the previous batch. What the task has read waits in a
 //! queue of at most `buffer_bytes` metered bytes (the task stops reading
-//! when it is full); polls take records from it without waiting.
+//! when it is full); polls take records from it without waiting. The task
+//! also makes each record into its message, while the runtime stores the
+//! previous batch: done by the poll, that work held up every batch.
 
 use crate::cursor::Position;
+use crate::mapping::StreamHeaders;
 use futures_core::Stream;
+use iggy_connector_sdk::ProducedMessage;
 use s2_sdk::S2Stream;
 use s2_sdk::types::{MeteredBytes, ReadInput, ReadSessionConfig, ReadStart, SequencedRecord};
 use std::collections::VecDeque;
@@ -15,15 +19,35 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+/// A record as read, made into its message.
+#[derive(Debug)]
+pub struct Read {
+    pub seq_num: u64,
+    /// Its metered bytes, which the queue and a batch's limit count.
+    pub size: usize,
+    /// The message and how many record headers it left out; `None` for a
+    /// command record, which is not passed on.
+    pub message: Option<(ProducedMessage, usize)>,
+}
+
+/// The record with its message, as a poll takes it.
+pub fn prepare(headers: &StreamHeaders, record: SequencedRecord) -> Read {
+    Read {
+        seq_num: record.seq_num,
+        size: record.metered_bytes(),
+        message: (!record.is_command_record()).then(|| headers.message(record)),
+    }
+}
+
 /// A batch the session delivered, holding its share of the queue's bytes
 /// until the last of its records is taken; or why the session stopped.
-type Delivery = Result<(Vec<SequencedRecord>, OwnedSemaphorePermit), String>;
+type Delivery = Result<(Vec<Read>, OwnedSemaphorePermit), String>;
 
 pub struct Feed {
     /// Where the records taken so far end: the session reads on from here.
     next: Position,
     /// The batch being taken from, and its share of the queue.
-    current: VecDeque<SequencedRecord>,
+    current: VecDeque<Read>,
     _space: Option<OwnedSemaphorePermit>,
     deliveries: UnboundedReceiver<Delivery>,
     /// Why the session stopped, when records came before the news.
@@ -32,16 +56,25 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Opens a session from `from` on the current tokio runtime; `arrived`
-    /// is notified whenever it delivers.
+    /// Opens a session on stream `name` from `from` on the current tokio
+    /// runtime; `arrived` is notified whenever it delivers.
     pub fn start(
         stream: &S2Stream,
+        name: &str,
         from: Position,
         buffer_bytes: usize,
         arrived: Arc<Notify>,
     ) -> Self {
         let (sender, deliveries) = unbounded_channel();
-        let task = tokio::spawn(run(stream.clone(), from, buffer_bytes, sender, arrived));
+        let headers = StreamHeaders::new(name);
+        let task = tokio::spawn(run(
+            stream.clone(),
+            headers,
+            from,
+            buffer_bytes,
+            sender,
+            arrived,
+        ));
         Self {
             next: from,
             current: VecDeque::new(),
@@ -64,7 +97,7 @@ impl Feed {
         mut count: usize,
         mut bytes: usize,
         mut at_least_one: bool,
-    ) -> Result<Vec<SequencedRecord>, String> {
+    ) -> Result<Vec<Read>, String> {
         let mut taken = Vec::new();
         // Each turn takes a record, takes in a delivered batch, or stops.
         while count > 0 {
@@ -85,7 +118,7 @@ impl Feed {
                 }
                 break;
             };
-            let size = record.metered_bytes();
+            let size = record.size;
             if size > bytes && !at_least_one {
                 break;
             }
@@ -115,6 +148,7 @@ impl Drop for Feed {
 /// dropped (aborted, or its queue gone).
 async fn run(
     stream: S2Stream,
+    headers: StreamHeaders,
     from: Position,
     buffer_bytes: usize,
     sender: UnboundedSender<Delivery>,
@@ -140,13 +174,18 @@ async fn run(
     loop {
         let delivery = match std::future::poll_fn(|cx| Pin::new(&mut session).poll_next(cx)).await {
             Some(Ok(batch)) => {
-                let size: usize = batch.records.iter().map(MeteredBytes::metered_bytes).sum();
+                let reads: Vec<Read> = batch
+                    .records
+                    .into_iter()
+                    .map(|record| prepare(&headers, record))
+                    .collect();
+                let size: usize = reads.iter().map(|read| read.size).sum();
                 // A batch larger than the whole queue waits for it to be empty.
                 let wanted = u32::try_from(size.min(buffer_bytes)).unwrap_or(u32::MAX);
                 let Ok(permit) = space.clone().acquire_many_owned(wanted).await else {
                     return;
                 };
-                Ok((batch.records, permit))
+                Ok((reads, permit))
             }
             Some(Err(e)) => Err(e.to_string()),
             None => Err("the read session ended".into()),
@@ -164,8 +203,9 @@ async fn run(
 mod tests {
     use super::*;
 
-    fn record(seq_num: u64, body: usize) -> SequencedRecord {
-        SequencedRecord::from_parts(seq_num, 0, Vec::new(), vec![b'x'; body])
+    fn record(seq_num: u64, body: usize) -> Read {
+        let record = SequencedRecord::from_parts(seq_num, 0, Vec::new(), vec![b'x'; body]);
+        prepare(&StreamHeaders::new("s"), record)
     }
 
     /// A feed without a session, fed by hand.
@@ -190,9 +230,8 @@ mod tests {
             let permit = space.clone().acquire_many_owned(200).await.unwrap();
             sender.send(Ok((records, permit))).unwrap();
         }
-        let seq_nums = |records: Vec<SequencedRecord>| -> Vec<u64> {
-            records.iter().map(|r| r.seq_num).collect()
-        };
+        let seq_nums =
+            |records: Vec<Read>| -> Vec<u64> { records.iter().map(|r| r.seq_num).collect() };
         assert_eq!(seq_nums(feed.take(2, 1000, true).unwrap()), [0, 1]);
         assert_eq!(feed.next(), Position::Next(2));
         assert_eq!(space.available_permits(), 600);
