@@ -12,9 +12,9 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use iggy_harness_test_support::median;
 use iggy_harness_test_support::nats::NatsServer;
-use iggy_harness_test_support::perf::{self, with_cpu};
+use iggy_harness_test_support::perf::{self, Kind, with_cpu};
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const WINDOW: usize = 1000;
@@ -61,16 +61,18 @@ async fn raw_publish(
 }
 
 /// A connector file for the sink reading payloads with `schema`.
-fn connector_file(dir: &Path, library: &Path, url: &str, schema: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("sink-{schema}.toml"));
-    let text = format!(
-        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
-         [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"{schema}\"\n\
-         [plugin_config]\nservers = [\"{url}\"]\nsubject = \"bench.plugin\"\nstream = \"BENCH\"\nmax_pending_acks = {WINDOW}\n",
-        library.display()
+fn connector_file(dir: &Path, library: &Path, url: &str, schema: &str) -> PathBuf {
+    let config = format!(
+        "servers = [\"{url}\"]\nsubject = \"bench.plugin\"\nstream = \"BENCH\"\nmax_pending_acks = {WINDOW}\n"
     );
-    std::fs::write(&path, text).expect("connector file");
-    path
+    perf::connector_file(
+        dir,
+        &format!("sink-{schema}"),
+        Kind::Sink,
+        library,
+        schema,
+        &config,
+    )
 }
 
 fn main() {
@@ -157,6 +159,6 @@ fn main() {
     );
     println!("  (raw without Nats-Msg-Id, one run         {raw_without_ids:>9.0} msg/s)");
     let sink = "iggy_connector_nats_jetstream_sink";
-    perf::report(sink, "schema json", "msg/s", raw, plugin_json);
-    perf::report(sink, "schema raw", "msg/s", raw, plugin_raw);
+    perf::held(sink, "schema json", "msg/s", raw, plugin_json);
+    perf::held(sink, "schema raw", "msg/s", raw, plugin_raw);
 }

@@ -25,8 +25,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use iggy_harness::bench::{BenchOptions, DurableTarget, NewMessage, bench_source, print};
 use iggy_harness_test_support::nats::NatsServer;
-use iggy_harness_test_support::perf::{self, with_cpu};
-use std::path::Path;
+use iggy_harness_test_support::perf::{self, Kind, with_cpu};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,16 +122,16 @@ fn main() -> Result<(), async_nats::Error> {
         );
     }
     let source = "iggy_connector_nats_jetstream_source";
-    perf::report(source, "4 metadata headers", "msg/s", each, full);
-    perf::report(source, "subject header only", "msg/s", each, lean);
-    perf::report(
+    perf::bound(source, "4 metadata headers", "msg/s", each, full);
+    perf::bound(source, "subject header only", "msg/s", each, lean);
+    perf::bound(
         source,
         "4 metadata headers vs AckPolicy::All",
         "msg/s",
         all,
         full,
     );
-    perf::report(
+    perf::held(
         source,
         "4 metadata headers vs AckPolicy::All stored",
         "msg/s",
@@ -286,8 +286,7 @@ fn plugin(
     extra_config: &str,
     messages: u64,
 ) -> Result<f64, async_nats::Error> {
-    let connector = dir.join(format!("{durable}.toml"));
-    std::fs::write(&connector, connector_file(url, durable, extra_config))?;
+    let connector = connector_file(dir, url, durable, extra_config);
     let report = bench_source(
         library,
         &BenchOptions {
@@ -301,13 +300,11 @@ fn plugin(
     Ok(report.messages_per_sec)
 }
 
-fn connector_file(url: &str, durable: &str, extra_config: &str) -> String {
-    format!(
-        "type = \"source\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\n\
-         path = \"libiggy_connector_nats_jetstream_source\"\n\n\
-         [[streams]]\nstream = \"bench\"\ntopic = \"orders\"\nschema = \"raw\"\n\n\
-         [plugin_config]\nservers = [\"{url}\"]\nstream = \"{STREAM}\"\nbatch_size = {BATCH}\n\
-         {extra_config}\n\
+fn connector_file(dir: &Path, url: &str, durable: &str, extra_config: &str) -> PathBuf {
+    let config = format!(
+        "servers = [\"{url}\"]\nstream = \"{STREAM}\"\nbatch_size = {BATCH}\n{extra_config}\n\
          [[plugin_config.consumers]]\ndurable_name = \"{durable}\"\n"
-    )
+    );
+    let library = Path::new("libiggy_connector_nats_jetstream_source");
+    perf::connector_file(dir, durable, Kind::Source, library, "raw", &config)
 }

@@ -18,7 +18,8 @@
 use iggy_harness::bench::{BenchOptions, BenchReport, bench_sink};
 use iggy_harness::topic_io::generated_payload;
 use iggy_harness_test_support::influxdb::InfluxServer;
-use iggy_harness_test_support::{median, perf};
+use iggy_harness_test_support::median;
+use iggy_harness_test_support::perf::{self, Kind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -87,17 +88,12 @@ async fn raw_write(client: &reqwest::Client, url: &str, batches: &[Vec<Vec<u8>>]
 }
 
 fn connector_file(dir: &Path, library: &Path, url: &str, batch: usize, pipelined: bool) -> PathBuf {
-    let path = dir.join(format!("opengemini_sink_{batch}_{pipelined}.toml"));
-    let text = format!(
-        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
-         [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"json\"\n\
-         [plugin_config]\nurl = \"{url}\"\ndatabase = \"{DATABASE}\"\nbatch_size = {batch}\n\
-         pipelined_writes = {pipelined}\n\
-         [plugin_config.mapping]\nmeasurement = \"bench\"\n",
-        library.display()
+    let config = format!(
+        "url = \"{url}\"\ndatabase = \"{DATABASE}\"\nbatch_size = {batch}\npipelined_writes = {pipelined}\n\
+         [plugin_config.mapping]\nmeasurement = \"bench\"\n"
     );
-    std::fs::write(&path, text).expect("connector file");
-    path
+    let file = format!("opengemini_sink_{batch}_{pipelined}");
+    perf::connector_file(dir, &file, Kind::Sink, library, "json", &config)
 }
 
 fn main() {
@@ -196,21 +192,21 @@ fn main() {
         );
         let sink = "iggy_connector_opengemini_sink";
         let variant = |mode: &str| format!("{mode}, batches of {batch}");
-        perf::report(
+        perf::held(
             sink,
             &variant("default"),
             "points/s",
             raw_median,
             plugin_median,
         );
-        perf::report(
+        perf::bound(
             sink,
             &variant(&format!("default vs raw with {LANES} requests at once")),
             "points/s",
             raw_lanes_median,
             plugin_median,
         );
-        perf::report(
+        perf::bound(
             sink,
             &variant("pipelined_writes"),
             "points/s",

@@ -17,7 +17,7 @@ mod raw_pravega;
 
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use iggy_harness::topic_io::generated_payload;
-use iggy_harness_test_support::perf::{self, with_cpu};
+use iggy_harness_test_support::perf::{self, Kind, with_cpu};
 use iggy_harness_test_support::pravega::PravegaServer;
 use iggy_harness_test_support::{build_dir, median};
 use pravega_client::client_factory::ClientFactory;
@@ -30,7 +30,6 @@ const PAYLOAD: usize = 1024;
 const BATCH: u64 = 1000;
 const ROUNDS: usize = 3;
 /// The share of the raw client's rate the plugin is held to.
-const TARGET: f64 = 0.85;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -77,19 +76,13 @@ fn connector_file(
     stream: &str,
     mode: Mode,
 ) -> PathBuf {
-    let path = dir.join(format!("{stream}.toml"));
-    let text = format!(
-        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
-         [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"raw\"\n\
-         [plugin_config]\ncontroller_uri = \"{controller}\"\nscope = \"{SCOPE}\"\nstream = \"{stream}\"\n\
-         writer_mode = \"{}\"\n\
+    let config = format!(
+        "controller_uri = \"{controller}\"\nscope = \"{SCOPE}\"\nstream = \"{stream}\"\nwriter_mode = \"{}\"\n\
          [plugin_config.create]\nscaling = \"fixed\"\nsegments = {}\n",
-        library.display(),
         mode.setting(),
         raw_pravega::SEGMENTS
     );
-    std::fs::write(&path, text).expect("connector file");
-    path
+    perf::connector_file(dir, stream, Kind::Sink, library, "raw", &config)
 }
 
 /// What `exactly_once`'s `open` costs by reading the stream's position
@@ -188,7 +181,7 @@ fn main() {
         println!(
             "  ratio plugin / raw ({})                {ratio:>9.3}{}",
             mode.setting(),
-            if ratio >= TARGET {
+            if ratio >= perf::TARGET {
                 ""
             } else {
                 "  below the 0.85 target"
@@ -202,13 +195,6 @@ fn main() {
             Mode::AtLeastOnce => "1 KiB events, at_least_once (default)",
             Mode::ExactlyOnce => "1 KiB events, exactly_once vs raw transactions",
         };
-        perf::report_with_target(
-            "iggy_connector_pravega_sink",
-            variant,
-            "msg/s",
-            raw,
-            plugin,
-            TARGET,
-        );
+        perf::held("iggy_connector_pravega_sink", variant, "msg/s", raw, plugin);
     }
 }

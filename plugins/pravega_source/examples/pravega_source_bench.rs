@@ -24,7 +24,7 @@ use iggy_harness::bench::{
     BenchOptions, BenchReport, DurableTarget, NewMessage, bench_source, print,
 };
 use iggy_harness::topic_io::generated_payload;
-use iggy_harness_test_support::perf::{self, with_cpu};
+use iggy_harness_test_support::perf::{self, Kind, with_cpu};
 use iggy_harness_test_support::pravega::PravegaServer;
 use iggy_harness_test_support::{build_dir, median};
 use pravega_client::client_factory::ClientFactory;
@@ -39,7 +39,6 @@ const PAYLOAD: usize = 1024;
 const BATCH: usize = 1000;
 const ROUNDS: usize = 3;
 /// The share of the raw reader's rate the plugin is held to.
-const TARGET: f64 = 0.85;
 /// A run that has not read everything by then has failed.
 const READ_LIMIT: Duration = Duration::from_secs(300);
 
@@ -100,16 +99,11 @@ async fn raw_read(
 }
 
 fn connector_file(dir: &Path, library: &Path, controller: &str, group: &str) -> PathBuf {
-    let path = dir.join(format!("{group}.toml"));
-    let text = format!(
-        "type = \"source\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
-         [[streams]]\nstream = \"bench\"\ntopic = \"orders\"\nschema = \"raw\"\n\
-         [plugin_config]\ncontroller_uri = \"{controller}\"\nscope = \"{SCOPE}\"\nstream = \"{STREAM}\"\n\
-         reader_group = \"{group}\"\nstart = \"head\"\nbatch_size = {BATCH}\nschema = \"raw\"\n",
-        library.display()
+    let config = format!(
+        "controller_uri = \"{controller}\"\nscope = \"{SCOPE}\"\nstream = \"{STREAM}\"\n\
+         reader_group = \"{group}\"\nstart = \"head\"\nbatch_size = {BATCH}\nschema = \"raw\"\n"
     );
-    std::fs::write(&path, text).expect("connector file");
-    path
+    perf::connector_file(dir, group, Kind::Source, library, "raw", &config)
 }
 
 fn main() {
@@ -181,7 +175,7 @@ fn main() {
     println!("  raw reader, stored + positions saved        {stored:>9.0} msg/s");
     println!("  plugin through the harness (defaults)       {plugin:>9.0} msg/s");
     let verdict = |ratio: f64| {
-        if ratio >= TARGET {
+        if ratio >= perf::TARGET {
             ""
         } else {
             "  below the 0.85 target"
@@ -201,20 +195,18 @@ fn main() {
     }
     let plugin_name = "iggy_connector_pravega_source";
     let unit = "msg/s";
-    perf::report_with_target(
+    perf::bound(
         plugin_name,
         "1 KiB events, vs raw reader",
         unit,
         bare,
         plugin,
-        TARGET,
     );
-    perf::report_with_target(
+    perf::held(
         plugin_name,
         "1 KiB events, vs raw reader stored",
         unit,
         stored,
         plugin,
-        TARGET,
     );
 }

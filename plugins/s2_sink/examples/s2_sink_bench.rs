@@ -16,8 +16,9 @@ mod batches;
 
 use iggy_harness::bench::{BenchOptions, bench_sink};
 use iggy_harness::topic_io::generated_payload;
+use iggy_harness_test_support::median;
+use iggy_harness_test_support::perf::{self, Kind};
 use iggy_harness_test_support::s2::S2Lite;
-use iggy_harness_test_support::{median, perf};
 use s2_sdk::S2Basin;
 use s2_sdk::types::{AppendInput, AppendRecord, AppendRecordBatch, CreateStreamInput, Header};
 use std::path::{Path, PathBuf};
@@ -64,16 +65,11 @@ async fn raw_append(basin: &S2Basin, stream: &str, count: u64) -> f64 {
 }
 
 fn connector_file(dir: &Path, library: &Path, endpoint: &str, stream: &str) -> PathBuf {
-    let path = dir.join(format!("{stream}.toml"));
-    let text = format!(
-        "type = \"sink\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
-         [[streams]]\nstream = \"bench\"\ntopics = [\"orders\"]\nschema = \"raw\"\n\
-         [plugin_config]\naccess_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstream = \"{stream}\"\n\
-         [plugin_config.create_stream]\n",
-        library.display()
+    let config = format!(
+        "access_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstream = \"{stream}\"\n\
+         [plugin_config.create_stream]\n"
     );
-    std::fs::write(&path, text).expect("connector file");
-    path
+    perf::connector_file(dir, stream, Kind::Sink, library, "raw", &config)
 }
 
 fn main() {
@@ -116,7 +112,7 @@ fn main() {
         "  ratio plugin / raw                                {:>9.2}",
         plugin / raw
     );
-    perf::report(
+    perf::held(
         "iggy_connector_s2_sink",
         "1 KiB records, 1000 per Iggy batch",
         "msg/s",

@@ -19,7 +19,7 @@ use iggy_harness::bench::{
     BenchOptions, BenchReport, DurableTarget, NewMessage, bench_source, print,
 };
 use iggy_harness_test_support::median;
-use iggy_harness_test_support::perf::{self, with_cpu};
+use iggy_harness_test_support::perf::{self, Kind, with_cpu};
 use iggy_harness_test_support::s2::S2Lite;
 use s2_sdk::S2Stream;
 use s2_sdk::types::{
@@ -132,16 +132,12 @@ fn connector_file(
     endpoint: &str,
     (batch_size, buffer_bytes): (u64, usize),
 ) -> PathBuf {
-    let path = dir.join(format!("source-{batch_size}.toml"));
-    let text = format!(
-        "type = \"source\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\
-         [[streams]]\nstream = \"bench\"\ntopic = \"orders\"\nschema = \"raw\"\n\
-         [plugin_config]\naccess_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstreams = [\"{STREAM}\"]\n\
-         start = \"earliest\"\nbatch_size = {batch_size}\nbuffer_bytes = {buffer_bytes}\nschema = \"raw\"\n",
-        library.display()
+    let config = format!(
+        "access_token = \"bench\"\nendpoint = \"{endpoint}\"\nbasin = \"{BASIN}\"\nstreams = [\"{STREAM}\"]\n\
+         start = \"earliest\"\nbatch_size = {batch_size}\nbuffer_bytes = {buffer_bytes}\nschema = \"raw\"\n"
     );
-    std::fs::write(&path, text).expect("connector file");
-    path
+    let file = format!("source-{batch_size}");
+    perf::connector_file(dir, &file, Kind::Source, library, "raw", &config)
 }
 
 fn main() {
@@ -270,28 +266,28 @@ fn main() {
         println!("  the plugin run at the median:");
         print(report);
     }
-    perf::report(
+    perf::bound(
         "iggy_connector_s2_source",
         "1 KiB records, reads of 1000",
         "msg/s",
         raw,
         plugin,
     );
-    perf::report(
+    perf::bound(
         "iggy_connector_s2_source",
         "1 KiB records, vs read session",
         "msg/s",
         session,
         plugin,
     );
-    perf::report(
+    perf::held(
         "iggy_connector_s2_source",
         "1 KiB records, vs read session stored",
         "msg/s",
         stored,
         plugin,
     );
-    perf::report(
+    perf::bound(
         "iggy_connector_s2_source",
         "1 KiB records, batch_size 10000, vs read session",
         "msg/s",

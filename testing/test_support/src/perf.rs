@@ -1,26 +1,62 @@
 //! The line each connector benchmark prints per comparison, so
-//! `iggy-perf-report` can gather every benchmark's figures into one table.
+//! `iggy-perf-report` can gather every benchmark's figures into one table,
+//! and the set-up every benchmark shares.
+
+use std::path::{Path, PathBuf};
 
 /// The prefix `iggy-perf-report` looks for.
 pub const MARKER: &str = "PERF-RESULT ";
 
-/// Prints one comparison: the plugin through the harness against the raw
-/// client on the same server in the same run.
-pub fn report(plugin: &str, variant: &str, unit: &str, raw_rate: f64, plugin_rate: f64) {
-    print_line(plugin, variant, unit, raw_rate, plugin_rate, None);
+/// The share of its baseline a held comparison must reach: a sink's raw
+/// client on the same server, a source's raw reader that stores each batch
+/// and saves its state as the runtime must.
+pub const TARGET: f64 = 0.85;
+
+/// Prints one comparison the plugin is held to [`TARGET`] in: the plugin
+/// through the harness against its baseline on the same server in the same
+/// run.
+pub fn held(plugin: &str, variant: &str, unit: &str, baseline: f64, plugin_rate: f64) {
+    print_line(plugin, variant, unit, baseline, plugin_rate, Some(TARGET));
 }
 
-/// As `report`, for a comparison held to a share of the raw client's rate
-/// of its own instead of the report's default target.
-pub fn report_with_target(
-    plugin: &str,
-    variant: &str,
-    unit: &str,
-    raw_rate: f64,
-    plugin_rate: f64,
-    target: f64,
-) {
-    print_line(plugin, variant, unit, raw_rate, plugin_rate, Some(target));
+/// Prints a comparison that shows a bound and is not judged: against a
+/// reader that does less than the runtime must, or an opt-in mode.
+pub fn bound(plugin: &str, variant: &str, unit: &str, baseline: f64, plugin_rate: f64) {
+    print_line(plugin, variant, unit, baseline, plugin_rate, None);
+}
+
+/// The kind of connector a benchmark's connector file declares.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Sink,
+    Source,
+}
+
+/// Writes `<dir>/<file>.toml`: connector `bench` of `kind` for `library`
+/// (a path, or a bare name the harness resolves) over the bench's topic
+/// `bench/orders` as `schema`, then the `[plugin_config]` lines (and any
+/// tables after them); returns its path.
+pub fn connector_file(
+    dir: &Path,
+    file: &str,
+    kind: Kind,
+    library: &Path,
+    schema: &str,
+    plugin_config: &str,
+) -> PathBuf {
+    let (kind, topic) = match kind {
+        Kind::Sink => ("sink", "topics = [\"orders\"]"),
+        Kind::Source => ("source", "topic = \"orders\""),
+    };
+    let text = format!(
+        "type = \"{kind}\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\n\
+         [[streams]]\nstream = \"bench\"\n{topic}\nschema = \"{schema}\"\n\n\
+         [plugin_config]\n{plugin_config}",
+        library.display()
+    );
+    let path = dir.join(format!("{file}.toml"));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path
 }
 
 fn print_line(
