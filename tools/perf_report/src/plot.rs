@@ -9,7 +9,13 @@ const MISSED: &str = "#c0504d";
 const BOUND: &str = "#8a8a8a";
 
 pub fn plot(comparisons: &[Comparison]) -> String {
-    const LABEL_WIDTH: f64 = 360.0;
+    // About 6.6 px a character at font-size 12, so the longest label fits.
+    let longest = comparisons
+        .iter()
+        .map(|row| row.label().chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_width = (longest as f64 * 6.6 + 16.0).max(200.0);
     const BAR_AREA: f64 = 420.0;
     const ROW_HEIGHT: f64 = 26.0;
     let max_ratio = comparisons
@@ -18,7 +24,7 @@ pub fn plot(comparisons: &[Comparison]) -> String {
         .fold(1.2, f64::max);
     let scale = BAR_AREA / max_ratio;
     let height = ROW_HEIGHT * comparisons.len() as f64 + 60.0;
-    let width = LABEL_WIDTH + BAR_AREA + 80.0;
+    let width = label_width + BAR_AREA + 80.0;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -36,16 +42,16 @@ pub fn plot(comparisons: &[Comparison]) -> String {
         let _ = write!(
             svg,
             "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{}</text>\n\
-             <rect x=\"{LABEL_WIDTH}\" y=\"{y:.0}\" width=\"{bar:.1}\" height=\"{:.0}\" fill=\"{colour}\"/>\n\
+             <rect x=\"{label_width:.0}\" y=\"{y:.0}\" width=\"{bar:.1}\" height=\"{:.0}\" fill=\"{colour}\"/>\n\
              <path d=\"M{:.1} {middle:.1}H{:.1}\" stroke=\"#000\"/>\n\
              <text x=\"{:.1}\" y=\"{:.0}\">{:.2}</text>\n",
-            LABEL_WIDTH - 8.0,
+            label_width - 8.0,
             y + 15.0,
             escape(&row.label()),
             ROW_HEIGHT - 8.0,
-            LABEL_WIDTH + row.low_ratio() * scale,
-            LABEL_WIDTH + row.high_ratio() * scale,
-            LABEL_WIDTH + row.high_ratio().max(row.median_ratio()) * scale + 4.0,
+            label_width + row.low_ratio() * scale,
+            label_width + row.high_ratio() * scale,
+            label_width + row.high_ratio().max(row.median_ratio()) * scale + 4.0,
             y + 15.0,
             row.median_ratio()
         );
@@ -53,13 +59,13 @@ pub fn plot(comparisons: &[Comparison]) -> String {
             let _ = writeln!(
                 svg,
                 "<path d=\"M{:.1} {:.0}v{:.0}\" stroke=\"#000\" stroke-width=\"2\"/>",
-                LABEL_WIDTH + target * scale,
+                label_width + target * scale,
                 y - 2.0,
                 ROW_HEIGHT - 4.0
             );
         }
     }
-    let x = LABEL_WIDTH + scale;
+    let x = label_width + scale;
     let _ = write!(
         svg,
         "<line x1=\"{x:.1}\" y1=\"28\" x2=\"{x:.1}\" y2=\"{:.0}\" stroke=\"#555\" stroke-dasharray=\"4 3\"/>\n\
