@@ -64,6 +64,12 @@ fn keys_replayed_after_the_duplicate_window_are_stored_once_and_counted_as_dupli
         closing_counters(&output),
         "stored=100 duplicates=20 retried=0 skipped=0 withheld_nats_headers=0 failed_batches=0"
     );
+    // A window shorter than the sink's retries is named at open.
+    let log = stderr(&output);
+    assert!(
+        log.contains("remembers message ids for 1s but retry.max_elapsed is 300s"),
+        "{log}"
+    );
 
     // Past the 1 s window, the sink's own Nats-Msg-Id no longer deduplicates:
     // only the per-subject refusal does, with the answer the sink reads.
