@@ -31,7 +31,7 @@ pub struct Read {
 }
 
 /// The record with its message, as a poll takes it.
-pub fn prepare(headers: &StreamHeaders, record: SequencedRecord) -> Read {
+fn prepare(headers: &StreamHeaders, record: SequencedRecord) -> Read {
     Read {
         seq_num: record.seq_num,
         size: record.metered_bytes(),

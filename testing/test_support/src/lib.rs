@@ -124,11 +124,7 @@ impl Workspace {
         streams: &str,
         plugin_config: &str,
     ) {
-        let text = format!(
-            "type = \"{kind}\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
-             {streams}[plugin_config]\n{plugin_config}\n",
-            library.display()
-        );
+        let text = connector_text(kind, key, library, streams, plugin_config);
         std::fs::write(self.connectors().join(format!("{key}.toml")), text).unwrap();
     }
 
@@ -281,6 +277,24 @@ fn succeeded(what: &str, output: Output) -> Output {
         stderr(&output)
     );
     output
+}
+
+/// A connector file: connector `key` of `kind` (`sink` or `source`) for
+/// `library` (a path, or a bare name the harness resolves), its `[[streams]]`
+/// tables `streams`, then the `[plugin_config]` lines (and any tables after
+/// them).
+pub fn connector_text(
+    kind: &str,
+    key: &str,
+    library: &Path,
+    streams: &str,
+    plugin_config: &str,
+) -> String {
+    format!(
+        "type = \"{kind}\"\nkey = \"{key}\"\nenabled = true\nversion = 0\nname = \"{key}\"\npath = \"{}\"\n\n\
+         {streams}[plugin_config]\n{plugin_config}\n",
+        library.display()
+    )
 }
 
 /// A sink's `[[streams]]` table: `orders/topic` read as `schema` in

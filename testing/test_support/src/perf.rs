@@ -48,12 +48,8 @@ pub fn connector_file(
         Kind::Sink => ("sink", "topics = [\"orders\"]"),
         Kind::Source => ("source", "topic = \"orders\""),
     };
-    let text = format!(
-        "type = \"{kind}\"\nkey = \"bench\"\nenabled = true\nversion = 0\nname = \"bench\"\npath = \"{}\"\n\n\
-         [[streams]]\nstream = \"bench\"\n{topic}\nschema = \"{schema}\"\n\n\
-         [plugin_config]\n{plugin_config}",
-        library.display()
-    );
+    let streams = format!("[[streams]]\nstream = \"bench\"\n{topic}\nschema = \"{schema}\"\n\n");
+    let text = crate::connector_text(kind, "bench", library, &streams, plugin_config);
     let path = dir.join(format!("{file}.toml"));
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     path

@@ -56,8 +56,8 @@ impl Comparison {
     }
 }
 
-pub fn median(sorted_or_not: &[f64]) -> f64 {
-    let mut values = sorted_or_not.to_vec();
+pub fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len() % 2 == 1 {
